@@ -1,0 +1,1 @@
+"""Planner, program model and validation, executor, critic, loop, sessions, CLI."""

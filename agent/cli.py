@@ -1,0 +1,155 @@
+"""The ``banana`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agent.executor import Executor, NodeEvent, ResultCache, RunResult
+from agent.program import ProgramError, ValidProgram, input_names, planner_schema, validate
+from agent.samples import load_image
+from tools.registry import Registry, RegistryError, default_registry
+from tools.values import Image
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Banana: plan, run and refine image edits.")
+console = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+
+def _registry() -> Registry:
+    try:
+        return default_registry()
+    except RegistryError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _read_program(path: Path, registry: Registry, n_inputs: int) -> ValidProgram:
+    if not path.is_file():
+        console.print(f"[red]error:[/red] no program file at {path}")
+        raise typer.Exit(2)
+    inputs = {name: "Image" for name in input_names(max(n_inputs, 1))}
+    try:
+        return validate(path.read_text(), registry, inputs=inputs)
+    except ProgramError as exc:
+        console.print(f"[red]{path}: {len(exc.problems)} problem(s)[/red]")
+        for p in exc.problems:
+            console.print(f"  - {p}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+@app.command("tools")
+def tools_cmd(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """List the registered tools with their typed ports and args."""
+    registry = _registry()
+    if as_json:
+        out.print_json(json.dumps([s.describe() for s in registry]))
+        return
+    table = Table(title=f"{len(registry)} tools")
+    for col in ("tool", "role", "signature", "description", "from"):
+        table.add_column(col, overflow="fold")
+    for spec in registry:
+        source = registry.sources[spec.name].split("'")[1] if "'" in registry.sources[spec.name] else "code"
+        table.add_row(spec.name, spec.role, escape(spec.signature()), escape(spec.description), escape(source))
+    out.print(table)
+
+
+@app.command("schema")
+def schema_cmd(indent: int = 2) -> None:
+    """Print the JSON Schema the planner is constrained with (built from the registry)."""
+    print(json.dumps(planner_schema(_registry()), indent=indent or None))
+
+
+@app.command("validate")
+def validate_cmd(
+    program: Annotated[Path, typer.Argument(help="program JSON file")],
+    inputs: Annotated[int, typer.Option(help="how many session inputs ($input, $input1, ...)")] = 1,
+) -> None:
+    """Check a program; exit 1 and list every problem when it is invalid."""
+    valid = _read_program(program, _registry(), inputs)
+    out.print(f"[green]ok[/green]: {len(valid.order)} node(s) run for output ${valid.output}: {' -> '.join(valid.order)}")
+
+
+def run_with_progress(executor: Executor, valid: ValidProgram, images: dict[str, Image], quiet: bool) -> RunResult:
+    """Run a program with a progress bar on stderr."""
+    if quiet:
+        return executor.run(valid, images)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("running", total=len(valid.order))
+
+        def on_event(ev: NodeEvent) -> None:
+            if ev.kind == "started":
+                bar.update(task, description=f"{ev.node} ({ev.tool})")
+            elif ev.kind == "progress":
+                bar.update(task, description=f"{ev.node} ({ev.tool}) {ev.fraction:.0%} {ev.message}")
+            elif ev.kind in ("finished", "cached", "failed", "skipped", "cancelled"):
+                bar.advance(task)
+
+        return executor.run(valid, images, on_event=on_event)
+
+
+def timing_table(valid: ValidProgram, result: RunResult) -> Table:
+    table = Table(title=f"run: {result.wall * 1000:.0f} ms")
+    for col in ("node", "tool", "status", "ms"):
+        table.add_column(col)
+    for n in valid.order:
+        tool = valid.program.node(n).tool
+        if n in result.failures:
+            f = result.failures[n]
+            table.add_row(n, tool, f"[red]{f.kind}[/red]", "")
+        else:
+            status = "cached" if n in result.cached else "ran"
+            table.add_row(n, tool, status, f"{result.timings.get(n, 0.0) * 1000:.1f}")
+    return table
+
+
+@app.command("run")
+def run_cmd(
+    program: Annotated[Path, typer.Argument(help="program JSON file")],
+    input: Annotated[list[str], typer.Option("--input", "-i", help="image file or sample:NAME; repeat for $input1, ...")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="where to write the result (PNG)")],
+    cache_dir: Annotated[Path | None, typer.Option(help="keep node results on disk here")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or timing table")] = False,
+) -> None:
+    """Validate and run a program on input images; write the output picture."""
+    registry = _registry()
+    valid = _read_program(program, registry, len(input))
+    images: dict[str, Image] = {}
+    for name, path in zip(input_names(len(input)), input, strict=True):
+        try:
+            images[name] = load_image(path)
+        except (OSError, ValueError, KeyError) as exc:
+            console.print(f"[red]error:[/red] --input {path}: {exc}")
+            raise typer.Exit(2) from None
+    with Executor(registry, cache=ResultCache(disk=cache_dir)) as executor:
+        result = run_with_progress(executor, valid, images, quiet)
+    if not quiet:
+        console.print(timing_table(valid, result))
+    for failure in result.failures.values():
+        console.print(f"[red]{failure.kind}:[/red] {failure.error}", highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    result.output.save(output)
+    console.print(f"wrote {output}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

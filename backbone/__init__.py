@@ -1,0 +1,1 @@
+"""Diffusion backbone(s) behind one interface."""

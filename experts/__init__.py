@@ -1,0 +1,1 @@
+"""Expert modules: the implementations behind the tool catalogue."""
