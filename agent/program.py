@@ -217,7 +217,7 @@ def validate(
         problems.append(Problem(where="output", message=f"output must be a reference like \"$node_id\", got {out!r}"))
     elif ref_name(out) not in known:
         problems.append(Problem(where="output", message=f"output {out} names no node{_near(ref_name(out), known)}"))
-    elif types.get(ref_name(out)) != "Image":
+    elif types.get(ref_name(out)) not in (None, "Image"):
         problems.append(Problem(where="output", message=f"output {out} is {a(types.get(ref_name(out)))}; "
                                 "the output must be an Image (end with a tool that returns one)"))
 

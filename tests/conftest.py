@@ -1,0 +1,30 @@
+"""Shared fixtures: one thread for small models, real sample photos, a toy registry."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+from agent.samples import sample  # noqa: E402
+from tools.registry import Registry, default_registry  # noqa: E402
+from tools.values import Image  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    return default_registry()
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> Image:
+    return sample("astronaut")
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, Image]:
+    return {n: sample(n) for n in ("astronaut", "coffee", "chelsea", "china", "flower", "grace_hopper")}

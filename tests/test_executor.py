@@ -1,0 +1,200 @@
+"""Executor: order, concurrency, device serialisation, caching, failure isolation, events, cancellation."""
+
+import threading
+import time
+from collections import Counter
+from typing import Annotated
+
+import numpy as np
+import pytest
+from pydantic import Field
+
+from agent.executor import Executor, NodeEvent, ResultCache, RunError
+from agent.program import validate
+from tools.registry import Registry
+from tools.spec import Resources, ToolContext, tool
+from tools.values import Image
+
+CALLS: Counter[str] = Counter()
+
+
+def _px(image: Image, delta: int) -> Image:
+    return Image(np.clip(image.pixels.astype(int) + delta, 0, 255).astype(np.uint8))
+
+
+@tool(role="style")
+def shift(image: Image, *, delta: Annotated[int, Field(ge=-255, le=255)] = 1) -> Image:
+    """Add a constant to every pixel."""
+    CALLS["shift"] += 1
+    return _px(image, delta)
+
+
+@tool(role="style")
+def merge(a: Image, b: Image) -> Image:
+    """Average two pictures."""
+    CALLS["merge"] += 1
+    return Image(((a.pixels.astype(int) + b.pixels.astype(int)) // 2).astype(np.uint8))
+
+
+@tool(role="style")
+def sleepy(image: Image, *, seconds: float = 0.2, tag: str = "") -> Image:
+    """Wait, then return the picture."""
+    time.sleep(seconds)
+    return image
+
+
+@tool(role="style", resources=Resources(device="gpu"))
+def gpu_sleepy(image: Image, *, seconds: float = 0.2, tag: str = "") -> Image:
+    """Wait on the 'GPU', then return the picture."""
+    time.sleep(seconds)
+    return image
+
+
+@tool(role="style")
+def boom(image: Image) -> Image:
+    """Always fails."""
+    raise RuntimeError("the expert crashed")
+
+
+@tool(role="style")
+def patient(image: Image, *, steps: int = 200, ctx: ToolContext) -> Image:
+    """Loops, reporting progress (so it can be cancelled)."""
+    for i in range(steps):
+        ctx.progress(i / steps)
+        time.sleep(0.01)
+    return image
+
+
+REG = Registry([shift, merge, sleepy, gpu_sleepy, boom, patient])
+IMG = Image(np.full((8, 8, 3), 100, np.uint8))
+
+
+def program(*nodes, output):
+    return validate({"version": 1, "nodes": list(nodes), "output": output}, REG)
+
+
+def n(id, tool, **args):
+    return {"id": id, "tool": tool, "args": args}
+
+
+def run(valid, executor=None, **kw):
+    events: list[NodeEvent] = []
+    ex = executor or Executor(REG, cache=ResultCache())
+    result = ex.run(valid, {"input": IMG}, on_event=events.append, **kw)
+    return result, events
+
+
+def test_dependency_order_and_values():
+    valid = program(n("a", "shift", image="$input", delta=10), n("b", "shift", image="$a", delta=5),
+                    n("c", "merge", a="$a", b="$b"), output="$c")
+    result, events = run(valid)
+    assert result.ok and result.output.pixels[0, 0, 0] == (110 + 115) // 2
+    started = [e.node for e in events if e.kind == "started"]
+    assert started.index("a") < started.index("b") < started.index("c")
+
+
+def test_independent_branches_overlap():
+    valid = program(n("a", "sleepy", image="$input", seconds=0.3, tag="a"),
+                    n("b", "sleepy", image="$input", seconds=0.3, tag="b"), n("c", "merge", a="$a", b="$b"), output="$c")
+    _, events = run(valid)
+    span = {e.node: [None, None] for e in events}
+    for e in events:
+        if e.kind == "started":
+            span[e.node][0] = e.time
+        if e.kind == "finished":
+            span[e.node][1] = e.time
+    assert span["a"][0] < span["b"][1] and span["b"][0] < span["a"][1], "branches did not run concurrently"
+
+
+def test_gpu_tools_are_serialised_per_device():
+    valid = program(n("a", "gpu_sleepy", image="$input", seconds=0.2, tag="a"),
+                    n("b", "gpu_sleepy", image="$input", seconds=0.2, tag="b"), n("c", "merge", a="$a", b="$b"), output="$c")
+    _, events = run(valid)
+    start = {e.node: e.time for e in events if e.kind == "started"}
+    end = {e.node: e.time for e in events if e.kind == "finished"}
+    first, second = sorted(["a", "b"], key=start.get)
+    assert start[second] >= end[first] - 1e-3, "two GPU tools ran at once on one device"
+
+
+def test_cache_reruns_only_changed_node_and_dependants():
+    ex = Executor(REG, cache=ResultCache())
+    nodes = [n("a", "shift", image="$input", delta=1), n("b", "shift", image="$input", delta=2), n("c", "merge", a="$a", b="$b")]
+    CALLS.clear()
+    first, _ = run(program(*nodes, output="$c"), ex)
+    assert CALLS == {"shift": 2, "merge": 1} and first.executed
+    again, events = run(program(*nodes, output="$c"), ex)
+    assert CALLS == {"shift": 2, "merge": 1} and again.cached == {"a", "b", "c"}
+    assert {e.node for e in events if e.kind == "cached"} == {"a", "b", "c"}
+    nodes[1] = n("b", "shift", image="$input", delta=3)
+    changed, _ = run(program(*nodes, output="$c"), ex)
+    assert CALLS == {"shift": 3, "merge": 2}
+    assert changed.cached == {"a"} and sorted(changed.executed) == ["b", "c"]
+    assert changed.output.pixels[0, 0, 0] == (101 + 103) // 2
+
+
+def test_default_args_share_cache_entries():
+    ex = Executor(REG, cache=ResultCache())
+    CALLS.clear()
+    run(program(n("a", "shift", image="$input"), output="$a"), ex)
+    run(program(n("a", "shift", image="$input", delta=1), output="$a"), ex)
+    assert CALLS["shift"] == 1
+
+
+def test_disk_cache_survives_a_new_executor(tmp_path):
+    valid = program(n("a", "shift", image="$input", delta=7), output="$a")
+    CALLS.clear()
+    run(valid, Executor(REG, cache=ResultCache(disk=tmp_path)))
+    result, _ = run(valid, Executor(REG, cache=ResultCache(disk=tmp_path)))
+    assert CALLS["shift"] == 1 and result.cached == {"a"}
+    assert result.output.pixels[0, 0, 0] == 107
+
+
+def test_memory_cache_is_bounded():
+    cache = ResultCache(max_bytes=IMG.nbytes * 2)
+    for i in range(5):
+        cache.put(str(i), _px(IMG, i))
+    assert len(cache) == 2 and cache.get("0") is None and cache.get("4") is not None
+
+
+def test_failure_stops_only_dependants():
+    valid = program(n("ok", "shift", image="$input", delta=1), n("bad", "boom", image="$input"),
+                    n("after", "shift", image="$bad"), n("out", "merge", a="$ok", b="$after"), output="$out")
+    result, events = run(valid)
+    assert not result.ok
+    assert "ok" in result.outputs  # finished work stays available
+    assert result.failures["bad"].kind == "failed"
+    assert result.failures["bad"].error == "node 'bad' (boom) failed: RuntimeError: the expert crashed"
+    assert result.failures["after"].kind == "skipped" and "because node 'bad' failed" in result.failures["after"].error
+    assert result.failures["out"].kind == "skipped"
+    with pytest.raises(RunError, match="'out' did not run because node 'after'"):
+        result.output
+    assert [e.kind for e in events if e.node == "bad"] == ["queued", "started", "failed"]
+
+
+def test_events_carry_timings_and_progress():
+    valid = program(n("p", "patient", image="$input", steps=3), output="$p")
+    result, events = run(valid)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "queued" and kinds[1] == "started" and kinds[-1] == "finished"
+    assert [e.fraction for e in events if e.kind == "progress"] == [0.0, 1 / 3, 2 / 3]
+    assert events[-1].elapsed == pytest.approx(result.timings["p"])
+
+
+def test_cancellation_stops_running_and_pending_nodes():
+    valid = program(n("p", "patient", image="$input"), n("after", "shift", image="$p"), output="$after")
+    cancel = threading.Event()
+
+    def on_event(ev):
+        if ev.kind == "progress" and ev.fraction and ev.fraction > 0.05:
+            cancel.set()
+
+    result = Executor(REG).run(valid, {"input": IMG}, on_event=on_event, cancel=cancel)
+    assert result.failures["p"].kind == "cancelled"
+    assert result.failures["after"].kind in ("skipped", "cancelled")
+    assert not result.ok
+
+
+def test_missing_or_mistyped_inputs():
+    valid = program(n("a", "shift", image="$input"), output="$a")
+    with pytest.raises(ValueError, match=r"reads \$input but no such input"):
+        Executor(REG).run(valid, {})
