@@ -8,11 +8,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import pytest  # noqa: E402
+import pytest
 
-from agent.samples import sample  # noqa: E402
-from tools.registry import Registry, default_registry  # noqa: E402
-from tools.values import Image  # noqa: E402
+from agent.samples import sample
+from tools.registry import Registry, default_registry
+from tools.values import Image
 
 
 @pytest.fixture(scope="session")

@@ -167,7 +167,7 @@ def test_failure_stops_only_dependants():
     assert result.failures["after"].kind == "skipped" and "because node 'bad' failed" in result.failures["after"].error
     assert result.failures["out"].kind == "skipped"
     with pytest.raises(RunError, match="'out' did not run because node 'after'"):
-        result.output
+        _ = result.output
     assert [e.kind for e in events if e.node == "bad"] == ["queued", "started", "failed"]
 
 

@@ -45,7 +45,7 @@ def test_unused_nodes_are_not_scheduled(registry):
 
 
 def test_not_json():
-    with pytest.raises(ProgramError, match="not valid JSON.*line 1"):
+    with pytest.raises(ProgramError, match=r"not valid JSON.*line 1"):
         parse_program("{nodes: [")
 
 

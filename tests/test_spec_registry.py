@@ -99,5 +99,5 @@ def test_plugin_found_through_entry_point(tmp_path, monkeypatch):
 
 def test_broken_plugin_names_itself():
     ep = EntryPoint(name="broken", value="no_such_module_xyz:thing", group="banana.tools")
-    with pytest.raises(RegistryError, match="entry point 'broken'.*failed to import"):
+    with pytest.raises(RegistryError, match=r"entry point 'broken'.*failed to import"):
         Registry().load_entry_points([ep])
