@@ -1,0 +1,210 @@
+"""The expert manager: lazy model loading under a memory budget, device choice, threads, routing.
+
+Models: a loader is declared once with :func:`model` and loaded on first use, once
+per process (thread-safe); when the loaded models' declared memory exceeds the
+budget, the least recently used ones are dropped. Device: ``cuda`` when a loader
+asks for a GPU and torch sees one, else ``cpu``. Threads: one knob, applied to
+torch, OpenCV and onnxruntime sessions, so two cores are not oversubscribed.
+
+Routing: several implementations may serve one tool. Each declares when it
+applies and what it costs for the given inputs; :func:`choose` picks the cheapest
+that applies and records the decision (a learned router can replace ``choose``
+later without touching the tools).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ManagerConfig(BaseModel):
+    budget_mb: int = Field(default=int(os.environ.get("BANANA_EXPERT_BUDGET_MB", "6000")), ge=0)
+    threads: int = Field(default=int(os.environ.get("BANANA_THREADS", "1")), ge=1)
+    device: Literal["auto", "cpu", "cuda"] = Field(default=os.environ.get("BANANA_DEVICE", "auto"))  # type: ignore[assignment]
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    load: Callable[[str], Any]  # device -> loaded model
+    memory_mb: int
+    wants_gpu: bool
+
+
+@dataclass
+class Loaded:
+    model: Any
+    device: str
+    memory_mb: int
+    load_seconds: float
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+class ExpertManager:
+    def __init__(self, config: ManagerConfig | None = None) -> None:
+        self.config = config or ManagerConfig()
+        self._specs: dict[str, ModelSpec] = {}
+        self._loaded: OrderedDict[str, Loaded] = OrderedDict()
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.loads: list[str] = []  # names in the order they were loaded (for tests and logs)
+
+    def declare(self, spec: ModelSpec) -> None:
+        self._specs[spec.name] = spec
+        self._locks.setdefault(spec.name, threading.Lock())
+
+    def device_for(self, wants_gpu: bool) -> str:
+        if self.config.device == "cpu" or not wants_gpu:
+            return "cpu"
+        if self.config.device == "cuda" or cuda_available():
+            return "cuda"
+        return "cpu"
+
+    def get(self, name: str) -> Any:
+        """The loaded model (loading it now if needed)."""
+        if name not in self._specs:
+            raise KeyError(f"no model named {name!r}; declared: {', '.join(sorted(self._specs))}")
+        with self._guard:
+            hit = self._loaded.get(name)
+            if hit is not None:
+                self._loaded.move_to_end(name)
+                return hit.model
+        with self._locks[name]:
+            with self._guard:
+                hit = self._loaded.get(name)
+                if hit is not None:
+                    return hit.model
+            spec = self._specs[name]
+            device = self.device_for(spec.wants_gpu)
+            apply_threads(self.config.threads)
+            t = time.perf_counter()
+            model = spec.load(device)
+            loaded = Loaded(model, device, spec.memory_mb, time.perf_counter() - t)
+            with self._guard:
+                self._loaded[name] = loaded
+                self.loads.append(name)
+                self._evict(keep=name)
+            return model
+
+    def _evict(self, keep: str) -> None:
+        while sum(x.memory_mb for x in self._loaded.values()) > self.config.budget_mb and len(self._loaded) > 1:
+            victim = next(n for n in self._loaded if n != keep)
+            del self._loaded[victim]
+
+    def unload(self, name: str) -> None:
+        with self._guard:
+            self._loaded.pop(name, None)
+
+    def loaded(self) -> dict[str, Loaded]:
+        with self._guard:
+            return dict(self._loaded)
+
+
+def apply_threads(n: int) -> None:
+    """One thread count for every runtime in the process."""
+    try:
+        import cv2
+
+        cv2.setNumThreads(n)
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+    except ImportError:
+        pass
+
+
+_manager = ExpertManager()
+
+
+def manager() -> ExpertManager:
+    return _manager
+
+
+def model(name: str, memory_mb: int, wants_gpu: bool = False) -> Callable[[Callable[[str], Any]], Callable[[], Any]]:
+    """Declare a lazily loaded model; the decorated loader becomes a getter: ``get_face_mesh()``."""
+
+    def wrap(load: Callable[[str], Any]) -> Callable[[], Any]:
+        _manager.declare(ModelSpec(name, load, memory_mb, wants_gpu))
+
+        def get() -> Any:
+            return _manager.get(name)
+
+        get.__name__ = load.__name__
+        get.__doc__ = load.__doc__
+        return get
+
+    return wrap
+
+
+# ---------------------------------------------------------------- routing
+
+
+@dataclass
+class Implementation:
+    tool: str
+    name: str
+    run: Callable[..., Any]
+    applies: Callable[..., bool]
+    cost: Callable[..., float]
+
+
+@dataclass
+class Decision:
+    tool: str
+    chosen: str
+    costs: dict[str, float] = field(default_factory=dict)  # every applicable implementation's cost
+
+    def as_meta(self) -> dict[str, Any]:
+        return {"tool": self.tool, "expert": self.chosen, "costs": {k: round(v, 4) for k, v in self.costs.items()}}
+
+
+_routes: dict[str, list[Implementation]] = {}
+
+
+def implements(
+    tool: str,
+    name: str,
+    applies: Callable[..., bool] = lambda **_: True,
+    cost: Callable[..., float] = lambda **_: 1.0,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare one implementation of a tool, with when it applies and what it costs."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _routes.setdefault(tool, []).append(Implementation(tool, name, fn, applies, cost))
+        return fn
+
+    return wrap
+
+
+def choose(tool: str, **inputs: Any) -> tuple[Implementation, Decision]:
+    """The cheapest implementation of ``tool`` that applies to these inputs."""
+    options = [impl for impl in _routes.get(tool, []) if impl.applies(**inputs)]
+    if not options:
+        names = ", ".join(i.name for i in _routes.get(tool, [])) or "none"
+        raise LookupError(f"no expert for {tool!r} applies to these inputs (declared: {names})")
+    costs = {impl.name: float(impl.cost(**inputs)) for impl in options}
+    best = min(options, key=lambda impl: costs[impl.name])
+    return best, Decision(tool, best.name, costs)
+
+
+def implementations(tool: str) -> list[Implementation]:
+    return list(_routes.get(tool, []))
