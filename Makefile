@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.built
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
+# Packages whose metadata asks for what they do not need (mediapipe: numpy<2, jax; face_recognition: dlib
+# from source); their real run-time deps are in pyproject.toml.
+NODEPS := mediapipe==0.10.21 face_recognition==1.3.0
 
 # Small models on 2 shared cores: one thread each, or OpenMP thrashes.
 export OMP_NUM_THREADS ?= 1
@@ -21,6 +24,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PIP) --upgrade pip
 	$(PIP) torch==2.13.0
 	$(PIP) -e '.[dev]'
+	$(PIP) --no-deps $(NODEPS)
 	@touch $(STAMP)
 
 demo: $(STAMP)
