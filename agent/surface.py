@@ -1,19 +1,27 @@
-"""A compact surface form of programs, for small planners.
+"""Steps: a compact surface form of programs for small planners.
 
-One line per node, ports positional (as references), literal args by keyword in
-the tool's declared order; the last line is the output::
+One tool call per line, literal args as ``key=value`` (JSON values), ports implicit::
 
-    person = segment(input, target="person")
-    bg = invert(person)
-    out = blur(input, bg, amount=0.6)
+    segment target="person"
+    invert
+    blur amount=0.5
 
-It lowers deterministically to the JSON program (and prints back from it), so
-everything downstream — validation, repair messages, the executor — is shared. A
-135M model emits about a third of the tokens the JSON needs, which is what makes
-it fast enough and learnable in minutes of CPU training. Parsing is a small
-tokenizer plus ``json.loads`` for literals: nothing a model wrote is evaluated.
-The xgrammar EBNF that constrains decoding is generated from the same registry as
-the JSON Schema.
+Lowering to the JSON program is deterministic, by three rules:
+
+- an Image port takes the *current* picture (``$input``, then each step that returns
+  an Image); tools that look rather than edit (those that return a Mask, Boxes or an
+  Identity) read the current *frame*: the input, or the latest crop/upscale, so a
+  mask is always computed on the pixel grid it is applied to;
+- a Mask, Boxes or Identity port pops the newest value of that type (optional ports
+  only when one is waiting); every value a step makes must be used by a later step;
+- the program's output is the last picture.
+
+A small model emits about a third of the tokens the JSON needs and cannot write a
+broken reference or a cycle, which makes it fast enough and learnable in minutes of
+CPU training. Parsing is a tokenizer plus ``json.loads`` for values: nothing a model
+wrote is evaluated. :func:`steps_grammar` builds the xgrammar EBNF from the same
+registry as the JSON Schema; :func:`to_steps` prints a program back when its shape
+allows, and :func:`canonical` compares programs regardless of node ids.
 """
 
 from __future__ import annotations
@@ -22,201 +30,206 @@ import json
 import re
 from typing import Any
 
-from agent.program import MAX_NODES, Problem, Program, ProgramError, parse_program
+from agent.program import MAX_NODES, Problem, Program, ProgramError, a, is_ref, parse_program, ref_name
 from tools.registry import Registry
 from tools.spec import ToolSpec
 
-LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
-TOKEN = re.compile(
-    r"""\s*(?:
-      (?P<str>"(?:[^"\\]|\\.)*")
-    | (?P<list>\[[^\[\]]*\])
-    | (?P<num>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
-    | (?P<kw>[A-Za-z_][A-Za-z0-9_]*)\s*=
-    | (?P<name>true|false|null|[A-Za-z_][A-Za-z0-9_]*)
-    | (?P<comma>,)
-    )""",
-    re.VERBOSE,
-)
+STEP = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*(.*?)\s*$")
+ARG = re.compile(r'\s*([a-z][a-z0-9_]*)=("(?:[^"\\]|\\.)*"|\[[^\[\]]*\]|-?\d+(?:\.\d+)?|true|false)')
+FRAME_ROLES = ("geometry", "restore")  # steps that change the pixel grid
 
 
-def _literal(kind: str, text: str) -> Any:
-    if kind == "name":
-        return {"true": True, "false": False, "null": None}[text]
-    return json.loads(text)
-
-
-def _split_args(text: str, node: str) -> list[tuple[str | None, str, str]]:
-    """(keyword or None, kind, text) for each argument, or a ProgramError naming the node."""
-    out: list[tuple[str | None, str, str]] = []
-    pos, kw, expect_value = 0, None, True
+def _parse_args(text: str, where: str) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    pos = 0
     while pos < len(text):
-        m = TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise ProgramError([Problem(node=node, message=f"cannot read the arguments from {text[pos:]!r}")])
+        m = ARG.match(text, pos)
+        if not m:
+            raise ProgramError([Problem(node=where, message=f"cannot read {text[pos:].strip()!r}; write arguments as key=value, "
+                                                            'strings in double quotes: target="red car"')])
+        key, raw = m.groups()
+        if key in args:
+            raise ProgramError([Problem(node=where, where=f"args.{key}", message=f"{key!r} is given twice")])
+        args[key] = json.loads(raw)
         pos = m.end()
-        kind = m.lastgroup or ""
-        if kind == "comma":
-            if expect_value:
-                raise ProgramError([Problem(node=node, message="an argument is missing between commas")])
-            expect_value = True
-            continue
-        if not expect_value:
-            raise ProgramError([Problem(node=node, message=f"arguments must be separated by commas near {m.group(0).strip()!r}")])
-        if kind == "kw":
-            if kw is not None:
-                raise ProgramError([Problem(node=node, message=f"keyword {kw!r} has no value")])
-            kw = m.group("kw")
-            continue
-        out.append((kw, kind, m.group(kind)))
-        kw, expect_value = None, False
-    if text.strip() and expect_value:
-        raise ProgramError([Problem(node=node, message="the argument list ends with a comma or a keyword without a value")])
-    return out
+    return args
 
 
-def parse_surface(text: str, registry: Registry) -> Program:
-    """Lower the compact form to a Program; problems name the line's node."""
+def parse_steps(text: str, registry: Registry) -> Program:
+    """Lower steps to a Program; each problem names the step (``step 2 (invert)``)."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        raise ProgramError([Problem(message='the plan is empty; write one step per line, e.g. blur amount=0.5')])
+    if len(lines) > MAX_NODES:
+        raise ProgramError([Problem(message=f"the plan has {len(lines)} steps; at most {MAX_NODES} are allowed")])
     problems: list[Problem] = []
     nodes: list[dict[str, Any]] = []
-    lines = [ln for ln in text.strip().splitlines() if ln.strip() and not ln.strip().startswith("#")]
-    if not lines:
-        raise ProgramError([Problem(message="the plan is empty; write one line per step like: out = blur(input, amount=0.5)")])
-    for i, line in enumerate(lines[: MAX_NODES + 1]):
-        m = LINE.match(line)
-        if not m:
-            problems.append(Problem(node=f"line {i + 1}", message=f"expected 'name = tool(args)', got {line.strip()!r}"))
+    current = frame = "input"
+    waiting: dict[str, list[tuple[str, str]]] = {"Mask": [], "Boxes": [], "Identity": []}  # type -> [(node id, label)]
+    counts: dict[str, int] = {}
+    for i, line in enumerate(lines, 1):
+        m = STEP.match(line)
+        name, rest = (m.group(1), m.group(2)) if m else (line.strip(), "")
+        label = f"step {i} ({name})"
+        if name not in registry:
+            problems.append(Problem(node=label, where="tool", message=f"unknown tool {name!r}{registry.suggest(name)}"))
             continue
-        node_id, tool_name, arg_text = m.groups()
-        if tool_name not in registry:
-            problems.append(Problem(node=node_id, where="tool", message=f"unknown tool {tool_name!r}{registry.suggest(tool_name)}"))
-            continue
-        spec = registry.get(tool_name)
+        spec = registry.get(name)
         try:
-            parts = _split_args(arg_text, node_id)
+            literals = _parse_args(rest, label)
         except ProgramError as exc:
             problems += exc.problems
             continue
+        counts[name] = counts.get(name, 0) + 1
+        node_id = name if counts[name] == 1 else f"{name}{counts[name]}"
         args: dict[str, Any] = {}
-        ports = list(spec.inputs)
-        positional = 0
-        for kw, kind, value in parts:
-            if kw is None:
-                if kind != "name" or value in ("true", "false", "null"):
-                    problems.append(Problem(node=node_id, message=f"positional arguments are references to earlier steps; "
-                                                                  f"write literal {value} as name=value"))
-                    break
-                if positional >= len(ports):
-                    problems.append(Problem(node=node_id, message=f"{tool_name} takes {len(ports)} reference(s) "
-                                                                  f"({', '.join(ports)}), got more"))
-                    break
-                args[ports[positional]] = "$" + value
-                positional += 1
-            elif kw in args:
-                problems.append(Problem(node=node_id, where=f"args.{kw}", message=f"{kw!r} is given twice"))
-            elif kind == "name" and value not in ("true", "false", "null"):
-                args[kw] = "$" + value if kw in spec.inputs else value
-            else:
-                args[kw] = _literal(kind, value)
-        nodes.append({"id": node_id, "tool": tool_name, "args": args})
-    if len(lines) > MAX_NODES:
-        problems.append(Problem(message=f"the plan has {len(lines)} steps; at most {MAX_NODES} are allowed"))
+        ports = list(spec.inputs.items())
+        # pop in reverse so that combine(a, b) takes the older mask as a, the newer as b
+        for port, p in reversed(ports):
+            if p.type == "Image":
+                args[port] = "$" + (current if spec.output == "Image" else frame)
+            elif waiting.get(p.type):
+                args[port] = "$" + waiting[p.type].pop()[0]
+            elif p.required:
+                maker = {"Mask": "segment", "Boxes": "detect_faces", "Identity": "lock_identity"}.get(p.type, "a step")
+                problems.append(Problem(node=label, where=f"args.{port}",
+                                        message=f"{name} needs {a(p.type)} but no earlier step made one; add a step like "
+                                                f"'{maker}' before it"))
+        args = {port: args[port] for port, _ in ports if port in args}
+        clash = [k for k in literals if k in spec.inputs]
+        for k in clash:
+            problems.append(Problem(node=label, where=f"args.{k}", message=f"{k!r} is filled in from earlier steps; leave it out"))
+        nodes.append({"id": node_id, "tool": name, "args": {**args, **literals}})
+        if spec.output == "Image":
+            current = node_id
+            if spec.role in FRAME_ROLES:
+                frame = node_id
+        elif spec.output in waiting:
+            waiting[spec.output].append((node_id, label))
+    for kind, left in waiting.items():
+        for node_id, label in left:
+            problems.append(Problem(node=label, message=f"makes {a(kind)} that no later step uses; use it (e.g. in blur, "
+                                                         "recolor, remove) or drop the step"))
+    if current == "input" and nodes and not problems:
+        problems.append(Problem(message="no step changes the picture; end with a step that returns an Image"))
     if problems:
         raise ProgramError(problems)
-    return parse_program({"version": 1, "nodes": nodes, "output": "$" + nodes[-1]["id"]})
+    return parse_program({"version": 1, "nodes": nodes, "output": "$" + current})
 
 
-def _format_literal(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
-        return json.dumps(round(value, 3))
+# ---------------------------------------------------------------- printing and comparing
+
+
+def _format(value: Any) -> str:
     if isinstance(value, float):
-        return json.dumps(round(value, 3))
+        value = round(value, 3)
     return json.dumps(value, separators=(",", ":"))
 
 
-def to_surface(program: Program | dict[str, Any], registry: Registry) -> str:
-    """Print a program in the compact form (its output node last)."""
+def _literals(spec: ToolSpec, args: dict[str, Any], fill_defaults: bool) -> dict[str, Any]:
+    given = {k: v for k, v in args.items() if k in spec.arg_names}
+    if not fill_defaults:
+        return given
+    return spec.args_model.model_validate(given).model_dump()
+
+
+def to_steps(program: Program | dict[str, Any], registry: Registry) -> str:
+    """Print a program as steps; raises ValueError when its shape has no steps form."""
     if not isinstance(program, Program):
         program = parse_program(program)
-    out_id = program.output[1:]
-    nodes = [n for n in program.nodes if n.id != out_id] + [n for n in program.nodes if n.id == out_id]
-    lines = []
-    for node in nodes:
+    nodes = {n.id: n for n in program.nodes}
+    lines: list[str] = []
+    done: set[str] = set()
+
+    def emit(node_id: str) -> None:
+        if node_id in done or node_id not in nodes:
+            return
+        node = nodes[node_id]
         spec = registry.get(node.tool)
-        parts: list[str] = []
-        skipped = False
-        for port in spec.inputs:
-            value = node.args.get(port)
-            if value is None:
-                skipped = True
-                continue
-            parts.append(value[1:] if not skipped else f"{port}={value[1:]}")
-        for name in spec.arg_names:
-            if name in node.args:
-                parts.append(f"{name}={_format_literal(node.args[name])}")
-        lines.append(f"{node.id} = {node.tool}({', '.join(parts)})")
-    return "\n".join(lines)
+        refs = [(port, ref_name(v)) for port, v in node.args.items() if port in spec.inputs and is_ref(v)]
+        for _port, ref in refs:  # the picture chain first, then what it consumes, oldest first
+            if ref in nodes and registry.get(nodes[ref].tool).output == "Image":
+                emit(ref)
+        for _port, ref in refs:
+            if ref in nodes and registry.get(nodes[ref].tool).output != "Image":
+                emit(ref)
+        done.add(node_id)
+        args = " ".join(f"{k}={_format(v)}" for k, v in _literals(spec, node.args, False).items())
+        lines.append(f"{node.tool} {args}".strip())
+
+    emit(ref_name(program.output))
+    text = "\n".join(lines)
+    if canonical(parse_steps(text, registry), registry) != canonical(program, registry):
+        raise ValueError("this program's shape has no steps form (it reads an intermediate picture the steps rules would not)")
+    return text
+
+
+def canonical(program: Program | dict[str, Any], registry: Registry) -> str:
+    """The output's expression tree with defaults filled in: equal iff the programs compute the same thing."""
+    if not isinstance(program, Program):
+        program = parse_program(program)
+    nodes = {n.id: n for n in program.nodes}
+    memo: dict[str, str] = {}
+
+    def expr(ref: str) -> str:
+        if ref not in nodes:
+            return "$" + ref
+        if ref not in memo:
+            node = nodes[ref]
+            spec = registry.get(node.tool)
+            ports = [f"{p}={expr(ref_name(node.args[p]))}" for p in spec.inputs if is_ref(node.args.get(p))]
+            lits = [f"{k}={_format(v)}" for k, v in sorted(_literals(spec, node.args, True).items())]
+            memo[ref] = f"{node.tool}({', '.join(ports + lits)})"
+        return memo[ref]
+
+    return expr(ref_name(program.output))
 
 
 # ---------------------------------------------------------------- grammar
 
 FLOAT = '"-"? [0-9] ("." [0-9] [0-9]?)?'
-INT = '"-"? [0-9] [0-9]? [0-9]? [0-9]?'
+INT = '"-"? [0-9] [0-9]? [0-9]?'
 STRING = '"\\"" [^"\\\\\\n] [^"\\\\\\n]* "\\""'
 
 
 def _value_rule(prop: dict[str, Any]) -> str | None:
-    """EBNF for one literal arg's JSON Schema, or None when the compact form leaves it out."""
+    """EBNF for one literal arg's JSON Schema; None leaves the arg out of the steps form."""
     if "anyOf" in prop:
         options = [p for p in prop["anyOf"] if p.get("type") != "null"]
         return _value_rule(options[0]) if len(options) == 1 else None
     if "enum" in prop:
         return " | ".join(json.dumps(json.dumps(v)) for v in prop["enum"])
-    if "const" in prop:
-        return json.dumps(json.dumps(prop["const"]))
-    t = prop.get("type")
-    if t == "number":
+    kind = prop.get("type")
+    if kind == "number":
         return FLOAT
-    if t == "integer":
+    if kind == "integer":
         return INT
-    if t == "string":
+    if kind == "string":
         return STRING
-    if t == "boolean":
+    if kind == "boolean":
         return '"true" | "false"'
-    if t == "array" and prop.get("items", {}).get("type") == "integer":
-        n = prop.get("minItems", 1)
-        return '"[" ' + ' "," '.join([INT] * n) + ' "]"'
+    if kind == "array" and prop.get("items", {}).get("type") == "integer":
+        return '"[" ' + ' "," '.join([INT] * prop.get("minItems", 1)) + ' "]"'
     return None
 
 
 def _tool_rule(spec: ToolSpec) -> str:
-    refs: list[str] = []
-    for i, (_port, p) in enumerate(spec.inputs.items()):
-        sep = "" if i == 0 else '", " '
-        refs.append(f"{sep}ref" if p.required else f"({sep}ref)?")
-    props = spec.args_schema().get("properties", {})
+    pieces = []
     required = set(spec.required_args())
-    kwargs: list[str] = []
-    for name, prop in props.items():
+    for name, prop in spec.args_schema().get("properties", {}).items():
         rule = _value_rule(prop)
-        if rule is None:
-            continue
-        lead = '", "' if (spec.inputs or kwargs) else '""'
-        piece = f'{lead} "{name}=" ({rule})'
-        kwargs.append(piece if name in required else f"({piece})?")
-    body = " ".join(refs + kwargs) or '""'
-    return f'call_{spec.name} ::= "{spec.name}(" {body} ")"'
+        if rule is not None:
+            piece = f'" {name}=" ({rule})'
+            pieces.append(piece if name in required else f"({piece})?")
+    return f'step_{spec.name} ::= "{spec.name}" {" ".join(pieces)}'.rstrip()
 
 
-def surface_grammar(registry: Registry, max_nodes: int = 8) -> str:
-    """The xgrammar EBNF of the compact form for every registered tool."""
+def steps_grammar(registry: Registry, max_steps: int = 8) -> str:
+    """The xgrammar EBNF of the steps form for every registered tool."""
     tools = list(registry)
-    rules = [
-        f'root ::= stmt{"" if max_nodes == 1 else " stmt?" * (max_nodes - 1)}',
-        'stmt ::= ident " = " call "\\n"',
-        "ident ::= [a-z] [a-z0-9_]*",
-        "ref ::= [a-z] [a-z0-9_]*",
-        "call ::= " + " | ".join(f"call_{s.name}" for s in tools),
+    return "\n".join([
+        "root ::= line" + " line?" * (max_steps - 1),
+        'line ::= step "\\n"',
+        "step ::= " + " | ".join(f"step_{s.name}" for s in tools),
         *(_tool_rule(s) for s in tools),
-    ]
-    return "\n".join(rules) + "\n"
+    ]) + "\n"
