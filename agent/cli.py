@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agent.executor import Executor, NodeEvent, ResultCache, RunResult
+from agent.planner import Planner, PlanningError, PlanRequest, make_planner
 from agent.program import ProgramError, ValidProgram, input_names, planner_schema, validate
 from agent.samples import load_image
 from tools.registry import Registry, RegistryError, default_registry
@@ -141,6 +142,131 @@ def run_cmd(
     output.parent.mkdir(parents=True, exist_ok=True)
     result.output.save(output)
     console.print(f"wrote {output}")
+
+
+# ---------------------------------------------------------------- planning
+
+BackendOpt = Annotated[str | None, typer.Option("--backend", help="embedded (default) or server (vLLM / llama.cpp)")]
+ServerOpt = Annotated[str | None, typer.Option("--server-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000")]
+ModelOpt = Annotated[str | None, typer.Option("--server-model", help="model name the server serves")]
+FlavorOpt = Annotated[str | None, typer.Option("--server-flavor", help="vllm (default) or llama.cpp")]
+
+
+def _make_planner(registry: Registry, backend: str | None, server_url: str | None, server_model: str | None,
+                  flavor: str | None) -> Planner:
+    try:
+        with console.status("loading the planner"):
+            return make_planner(registry, backend, server_url, server_model, flavor,  # type: ignore[arg-type]
+                                say=lambda m: console.print(m, highlight=False))
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _plan_line(planner: Planner, line: str) -> str:
+    """One line of --jsonl: plain text or {"instruction": ...}; never raises."""
+    text = line.strip()
+    try:
+        instruction = json.loads(text)["instruction"] if text.startswith("{") else text
+        plan = planner.plan(PlanRequest(instruction=instruction))
+        return plan.program.to_json()
+    except PlanningError as exc:
+        return json.dumps({"instruction": text, "error": str(exc)})
+    except (ValueError, KeyError, TypeError) as exc:
+        return json.dumps({"instruction": text, "error": f"bad input line: {exc}"})
+
+
+@app.command("plan")
+def plan_cmd(
+    instruction: Annotated[str | None, typer.Argument(help="what to do to the picture")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the program as JSON")] = False,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="plan each stdin line; one JSON program (or error) per line")] = False,
+    backend: BackendOpt = None, server_url: ServerOpt = None, server_model: ModelOpt = None, flavor: FlavorOpt = None,
+) -> None:
+    """Plan an instruction into a validated program (the model loads once, also for --jsonl)."""
+    if jsonl == (instruction is not None):
+        console.print("[red]error:[/red] give an INSTRUCTION or --jsonl (lines on stdin), not both or neither")
+        raise typer.Exit(2)
+    registry = _registry()
+    planner = _make_planner(registry, backend, server_url, server_model, flavor)
+    if jsonl:
+        for line in sys.stdin:
+            if line.strip():
+                print(_plan_line(planner, line), flush=True)
+        return
+    try:
+        plan = planner.plan(PlanRequest(instruction=instruction or ""))
+    except PlanningError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        print(plan.program.to_json(indent=2))
+        return
+    out.print(escape(plan.attempts[-1].text), highlight=False)
+    note = f" after {len(plan.attempts) - 1} repair(s)" if plan.repaired else ""
+    console.print(f"[dim]{plan.backend}: valid{note}, {plan.seconds:.2f} s[/dim]")
+
+
+@app.command("edit")
+def edit_cmd(
+    image: Annotated[str, typer.Argument(help="image file or sample:NAME")],
+    instruction: Annotated[str, typer.Argument(help="what to do to the picture")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="where to write the result (PNG)")],
+    save_program: Annotated[Path | None, typer.Option(help="also write the planned program here")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    backend: BackendOpt = None, server_url: ServerOpt = None, server_model: ModelOpt = None, flavor: FlavorOpt = None,
+) -> None:
+    """Plan an instruction, validate it, and run it on a picture."""
+    registry = _registry()
+    try:
+        picture = load_image(image)
+    except (OSError, ValueError, KeyError) as exc:
+        console.print(f"[red]error:[/red] {image}: {exc}")
+        raise typer.Exit(2) from None
+    planner = _make_planner(registry, backend, server_url, server_model, flavor)
+    try:
+        plan = planner.plan(PlanRequest(instruction=instruction))
+    except PlanningError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"[bold]plan[/bold] ({plan.backend}, {plan.seconds:.2f} s):", highlight=False)
+    console.print(escape(plan.attempts[-1].text), highlight=False)
+    if save_program:
+        save_program.write_text(plan.program.to_json(indent=2) + "\n")
+    valid = validate(plan.program, registry)
+    with Executor(registry) as executor:
+        result = run_with_progress(executor, valid, {"input": picture}, quiet)
+    if not quiet:
+        console.print(timing_table(valid, result))
+    for failure in result.failures.values():
+        console.print(f"[red]{failure.kind}:[/red] {failure.error}", highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    result.output.save(output)
+    console.print(f"wrote {output}")
+
+
+planner_app = typer.Typer(no_args_is_help=True, help="Train the embedded planner.")
+app.add_typer(planner_app, name="planner")
+
+
+@planner_app.command("train")
+def train_cmd(
+    minutes: Annotated[float, typer.Option(help="stop after this long")] = 30.0,
+    examples: Annotated[int, typer.Option(help="generated examples (the run stops early when they are used up)")] = 8000,
+    seed: Annotated[int, typer.Option(help="data, order and initial adapter")] = 0,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="adapter folder (default: the packaged one)")] = None,
+    threads: Annotated[int, typer.Option(help="torch threads")] = 1,
+) -> None:
+    """LoRA fine-tune the embedded planner on generated examples (CPU, bounded time, reproducible)."""
+    from agent.planner.train import TrainConfig, train
+
+    cfg = TrainConfig(minutes=minutes, examples=examples, seed=seed, threads=threads)
+    if out_dir is not None:
+        cfg.out = out_dir
+    report = train(cfg, _registry(), say=lambda m: console.print(m, highlight=False))
+    out.print_json(report.model_dump_json())
 
 
 def main() -> None:

@@ -107,7 +107,7 @@ def parse_steps(text: str, registry: Registry) -> Program:
         elif spec.output in waiting:
             waiting[spec.output].append((node_id, label))
     for kind, left in waiting.items():
-        for node_id, label in left:
+        for _, label in left:
             problems.append(Problem(node=label, message=f"makes {a(kind)} that no later step uses; use it (e.g. in blur, "
                                                          "recolor, remove) or drop the step"))
     if current == "input" and nodes and not problems:

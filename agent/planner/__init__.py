@@ -1,0 +1,41 @@
+"""The planner: instruction -> validated program, through a backend and a repair loop."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from agent.planner.base import Attempt, Backend, Plan, Planner, PlanningError, PlanRequest
+from tools.registry import Registry
+
+BackendName = Literal["embedded", "server"]
+
+
+def make_planner(
+    registry: Registry,
+    backend: BackendName | None = None,
+    server_url: str | None = None,
+    server_model: str | None = None,
+    flavor: str | None = None,
+    max_repairs: int = 2,
+    say=lambda _: None,
+) -> Planner:
+    """The configured planner: embedded by default; ``BANANA_PLANNER=server`` + ``BANANA_PLANNER_URL`` for vLLM."""
+    backend = backend or os.environ.get("BANANA_PLANNER", "embedded")  # type: ignore[assignment]
+    if backend == "server":
+        from agent.planner.http import ServerBackend, ServerConfig
+
+        cfg = ServerConfig(
+            base_url=server_url or os.environ.get("BANANA_PLANNER_URL", ServerConfig().base_url),
+            model=server_model or os.environ.get("BANANA_PLANNER_MODEL", ServerConfig().model),
+            flavor=flavor or os.environ.get("BANANA_PLANNER_FLAVOR", "vllm"),  # type: ignore[arg-type]
+        )
+        return Planner(ServerBackend(registry, cfg), registry, max_repairs)
+    if backend != "embedded":
+        raise ValueError(f"unknown planner backend {backend!r}; use 'embedded' or 'server'")
+    from agent.planner.embedded import EmbeddedBackend
+
+    return Planner(EmbeddedBackend(registry, say=say), registry, max_repairs)
+
+
+__all__ = ["Attempt", "Backend", "Plan", "PlanRequest", "Planner", "PlanningError", "make_planner"]

@@ -1,0 +1,121 @@
+"""The server backend: any OpenAI-compatible ``/v1/chat/completions`` (vLLM in production).
+
+The request carries the registry's JSON Schema as structured output: vLLM takes
+``response_format={"type": "json_schema", ...}`` (its ``guided_json`` is silently
+ignored), llama.cpp's server wants ``{"type": "json_object", "schema": ...}`` and
+mishandles regex patterns, so for it references become enums. Prompts are jinja2
+templates rendered from the registry; on a retry the conversation carries the
+previous answer and the validator's messages. Connection errors, timeouts and 5xx
+answers are retried with backoff; other errors say what the server said.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, Field
+
+from agent.planner.base import PlanRequest, Surface
+from agent.planner.data import Generator
+from agent.program import input_names, planner_schema
+from agent.surface import parse_steps
+from prompts import render
+from tools.registry import Registry
+
+Flavor = Literal["vllm", "llama.cpp"]
+
+
+class ServerConfig(BaseModel):
+    base_url: str = "http://127.0.0.1:8000"
+    model: str = "banana-planner"
+    flavor: Flavor = "vllm"
+    api_key: str | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    retries: int = Field(default=2, ge=0)
+    temperature: float = Field(default=0.0, ge=0)
+    max_tokens: int = Field(default=1024, ge=16)
+    few_shot: int = Field(default=4, ge=0, le=16)
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def few_shot_examples(registry: Registry, n: int, seed: int = 7) -> list[dict[str, str]]:
+    """Generated examples rendered as JSON programs (only those whose tools are registered)."""
+    out: list[dict[str, str]] = []
+    for ex in Generator(seed, "train").examples(n * 8):
+        if len(out) >= n:
+            break
+        try:
+            program = parse_steps(ex.steps, registry)
+        except Exception:  # a tool of the generator is not registered in this process
+            continue
+        out.append({"instruction": ex.instruction, "program": program.model_dump_json(exclude_defaults=False)})
+    return out
+
+
+class ServerBackend:
+    name = "server"
+    surface: Surface = "json"
+
+    def __init__(self, registry: Registry, config: ServerConfig | None = None, client: httpx.Client | None = None) -> None:
+        self.registry = registry
+        self.config = config or ServerConfig()
+        headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
+        self.client = client or httpx.Client(base_url=self.config.base_url, timeout=self.config.timeout_s, headers=headers)
+        self._examples = few_shot_examples(registry, self.config.few_shot)
+
+    def messages(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> list[dict[str, str]]:
+        tools = [{"signature": s.signature(), "description": s.description} for s in self.registry]
+        system = render("json_planner_system", tools=tools, examples=self._examples, inputs=request.inputs,
+                        input_names=input_names(request.inputs))
+        msgs = [{"role": "system", "content": system}, {"role": "user", "content": request.instruction}]
+        if problems:
+            repair = render("json_planner_repair", problems=problems)
+            msgs += [{"role": "assistant", "content": previous}, {"role": "user", "content": repair}]
+        return msgs
+
+    def payload(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> dict[str, Any]:
+        cfg = self.config
+        if cfg.flavor == "llama.cpp":
+            refs = input_names(request.inputs) + [f"n{i}" for i in range(1, 9)]
+            fmt: dict[str, Any] = {"type": "json_object", "schema": planner_schema(self.registry, refs=refs, max_nodes=8)}
+        else:
+            schema = planner_schema(self.registry)
+            fmt = {"type": "json_schema", "json_schema": {"name": "banana_program", "schema": schema, "strict": True}}
+        return {"model": cfg.model, "messages": self.messages(request, previous, problems), "temperature": cfg.temperature,
+                "max_tokens": cfg.max_tokens, "response_format": fmt}
+
+    def generate(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> str:
+        body = self.payload(request, previous, problems)
+        last: Exception | None = None
+        for attempt in range(self.config.retries + 1):
+            if attempt:
+                time.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+            try:
+                resp = self.client.post("/v1/chat/completions", json=body)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                last = exc
+                continue
+            if resp.status_code >= 500:
+                last = ServerError(f"{self.config.base_url} answered {resp.status_code}: {resp.text[:200]}")
+                continue
+            if resp.status_code != 200:
+                raise ServerError(f"{self.config.base_url} answered {resp.status_code}: {resp.text[:300]}")
+            return _content(resp)
+        raise ServerError(f"no answer from {self.config.base_url} after {self.config.retries + 1} tries: {last}")
+
+
+def _content(resp: httpx.Response) -> str:
+    try:
+        data = resp.json()
+        content = data["choices"][0]["message"]["content"]
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+        raise ServerError(f"unexpected answer shape from the server: {resp.text[:300]}") from exc
+    if not isinstance(content, str):
+        raise ServerError(f"the server's message has no text content: {content!r}")
+    return content
