@@ -277,6 +277,11 @@ def _check_args(node: Node, spec: ToolSpec, known: set[str], types: dict[str, st
         elif types.get(name) and types[name] != p.type:
             problems.append(Problem(node=node.id, where=f"args.{port}",
                                     message=f"{port!r} needs {a(p.type)} but {value} is {a(types[name])}"))
+    for group in spec.one_of:
+        given = [g for g in group if node.args.get(g) is not None]
+        if len(given) != 1:
+            problems.append(Problem(node=node.id, where=f"args.{'|'.join(group)}",
+                                    message=f"{spec.name} needs exactly one of {', '.join(group)}; got {', '.join(given) or 'none'}"))
     literals = {k: v for k, v in node.args.items() if k in spec.arg_names}
     for key, value in literals.items():
         if is_ref(value):

@@ -30,7 +30,7 @@ def aspect_box(image: Image, aspect: str) -> tuple[int, int, int, int]:
     return x0, y0, x0 + cw, y0 + ch
 
 
-@tool(role="geometry")
+@tool(role="geometry", one_of=[["boxes", "box", "aspect"]])
 def crop(
     image: Image,
     boxes: Boxes | None = None,

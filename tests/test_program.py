@@ -231,3 +231,10 @@ def test_fuzz_mutated_good_program(registry, data):
         validate(text, registry, inputs=INPUTS)
     except ProgramError as exc:
         assert exc.problems
+
+
+def test_one_of_groups(registry):
+    msgs = problems(prog({"id": "n0", "tool": "crop", "args": {"image": "$input"}}), registry)
+    assert msgs == ["node 'n0', args.boxes|box|aspect: crop needs exactly one of boxes, box, aspect; got none"]
+    msgs = problems(prog({"id": "n0", "tool": "crop", "args": {"image": "$input", "aspect": "1:1", "box": [0, 0, 5, 5]}}), registry)
+    assert msgs == ["node 'n0', args.boxes|box|aspect: crop needs exactly one of boxes, box, aspect; got box, aspect"]

@@ -99,6 +99,7 @@ class ToolSpec(BaseModel):
     output: str
     resources: Resources = Resources()
     version: str = "1"
+    one_of: list[list[str]] = Field(default_factory=list, description="groups of ports/args of which exactly one is given")
     fn: Callable[..., Value] = Field(exclude=True, repr=False)
     wants_context: bool = Field(default=False, exclude=True)
 
@@ -122,6 +123,7 @@ class ToolSpec(BaseModel):
             "args": self.args_schema().get("properties", {}),
             "required_args": self.required_args(),
             "output": self.output,
+            "one_of": self.one_of,
             "resources": self.resources.model_dump(),
             "version": self.version,
         }
@@ -167,8 +169,13 @@ def tool(
     description: str | None = None,
     resources: Resources | None = None,
     version: str = "1",
+    one_of: list[list[str]] | None = None,
 ) -> Callable[[Callable[..., Value]], ToolSpec]:
-    """Turn a typed function into a :class:`ToolSpec` (see the module docstring)."""
+    """Turn a typed function into a :class:`ToolSpec` (see the module docstring).
+
+    ``one_of`` names groups of ports/args of which a call must give exactly one
+    (e.g. crop's boxes / box / aspect); the validator checks it before anything runs.
+    """
 
     def wrap(fn: Callable[..., Value]) -> ToolSpec:
         tool_name = name or fn.__name__
@@ -205,8 +212,13 @@ def tool(
             __config__=ConfigDict(extra="forbid"),
             **fields,
         )
+        for group in one_of or []:
+            unknown = [g for g in group if g not in inputs and g not in fields]
+            if unknown:
+                raise TypeError(f"{tool_name}: one_of names unknown parameters {unknown}")
         return ToolSpec(
             name=tool_name,
+            one_of=[list(g) for g in one_of or []],
             description=doc,
             role=role,
             inputs=inputs,

@@ -173,7 +173,7 @@ def train(cfg: TrainConfig, registry: Registry, say: Callable[[str], None] = pri
         sched.step()
         opt.zero_grad(set_to_none=True)
         seen += len(batch)
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step % 25 == 0:
             elapsed = time.perf_counter() - start
             say(f"step {step}/{len(batches)}  loss {sum(losses[-25:]) / len(losses[-25:]):.4f}  "
