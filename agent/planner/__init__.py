@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Literal
 
 from agent.planner.base import Attempt, Backend, Plan, Planner, PlanningError, PlanRequest
@@ -18,7 +19,7 @@ def make_planner(
     server_model: str | None = None,
     flavor: str | None = None,
     max_repairs: int = 2,
-    say=lambda _: None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> Planner:
     """The configured planner: embedded by default; ``BANANA_PLANNER=server`` + ``BANANA_PLANNER_URL`` for vLLM."""
     backend = backend or os.environ.get("BANANA_PLANNER", "embedded")  # type: ignore[assignment]
@@ -29,6 +30,7 @@ def make_planner(
             base_url=server_url or os.environ.get("BANANA_PLANNER_URL", ServerConfig().base_url),
             model=server_model or os.environ.get("BANANA_PLANNER_MODEL", ServerConfig().model),
             flavor=flavor or os.environ.get("BANANA_PLANNER_FLAVOR", "vllm"),  # type: ignore[arg-type]
+            surface=os.environ.get("BANANA_PLANNER_SURFACE", "json"),  # type: ignore[arg-type]
         )
         return Planner(ServerBackend(registry, cfg), registry, max_repairs)
     if backend != "embedded":

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from agent.program import Program, ProgramError, ValidProgram, input_names, parse_program, validate
 from agent.surface import parse_steps
+from prompts import render
 from tools.registry import Registry
 
 Surface = Literal["json", "steps"]
@@ -58,6 +59,11 @@ class Backend(Protocol):
     surface: Surface
 
     def generate(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> str: ...
+
+
+def prompt_for(instruction: str, previous: str = "", problems: list[str] | None = None) -> str:
+    """The steps-form prompt (embedded model, and the same LoRA served by vLLM)."""
+    return render("steps_planner", instruction=instruction, previous=previous, problems=problems or [])
 
 
 def lower(text: str, surface: Surface, registry: Registry) -> Program:

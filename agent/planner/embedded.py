@@ -14,9 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.planner.base import PlanRequest, Surface
+from agent.planner.base import PlanRequest, Surface, prompt_for
 from agent.planner.model import ADAPTER_DIR, im_end_id, load_base
-from agent.planner.train import prompt_for
 from agent.surface import steps_grammar
 from tools.registry import Registry
 

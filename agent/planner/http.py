@@ -1,6 +1,11 @@
-"""The server backend: any OpenAI-compatible ``/v1/chat/completions`` (vLLM in production).
+"""The server backend: an OpenAI-compatible server (vLLM in production).
 
-The request carries the registry's JSON Schema as structured output: vLLM takes
+Two surfaces. ``json`` (general instruct models): ``/v1/chat/completions`` with a
+system prompt listing the registry's tools and the registry's JSON Schema as
+structured output. ``steps`` (the project's own planner LoRA served by vLLM with
+``--enable-lora``): ``/v1/completions`` with exactly the embedded prompt and the
+steps grammar as ``structured_outputs`` — the same answers as in-process, batched
+on a GPU. For JSON, vLLM takes
 ``response_format={"type": "json_schema", ...}`` (its ``guided_json`` is silently
 ignored), llama.cpp's server wants ``{"type": "json_object", "schema": ...}`` and
 mishandles regex patterns, so for it references become enums. Prompts are jinja2
@@ -18,10 +23,10 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 
-from agent.planner.base import PlanRequest, Surface
+from agent.planner.base import PlanRequest, Surface, prompt_for
 from agent.planner.data import Generator
 from agent.program import input_names, planner_schema
-from agent.surface import parse_steps
+from agent.surface import parse_steps, steps_grammar
 from prompts import render
 from tools.registry import Registry
 
@@ -32,9 +37,11 @@ class ServerConfig(BaseModel):
     base_url: str = "http://127.0.0.1:8000"
     model: str = "banana-planner"
     flavor: Flavor = "vllm"
+    surface: Surface = "json"
     api_key: str | None = None
     timeout_s: float = Field(default=60.0, gt=0)
     retries: int = Field(default=2, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0, description="first wait before a retry; doubles each time")
     temperature: float = Field(default=0.0, ge=0)
     max_tokens: int = Field(default=1024, ge=16)
     few_shot: int = Field(default=4, ge=0, le=16)
@@ -67,7 +74,9 @@ class ServerBackend:
         self.config = config or ServerConfig()
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         self.client = client or httpx.Client(base_url=self.config.base_url, timeout=self.config.timeout_s, headers=headers)
-        self._examples = few_shot_examples(registry, self.config.few_shot)
+        self.surface = self.config.surface
+        self._examples = few_shot_examples(registry, self.config.few_shot) if self.surface == "json" else []
+        self._grammar = steps_grammar(registry) if self.surface == "steps" else ""
 
     def messages(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> list[dict[str, str]]:
         tools = [{"signature": s.signature(), "description": s.description} for s in self.registry]
@@ -81,6 +90,9 @@ class ServerBackend:
 
     def payload(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> dict[str, Any]:
         cfg = self.config
+        if self.surface == "steps":
+            return {"model": cfg.model, "prompt": prompt_for(request.instruction, previous, problems), "temperature": cfg.temperature,
+                    "max_tokens": 128, "stop": ["<|im_end|>"], "structured_outputs": {"grammar": self._grammar}}
         if cfg.flavor == "llama.cpp":
             refs = input_names(request.inputs) + [f"n{i}" for i in range(1, 9)]
             fmt: dict[str, Any] = {"type": "json_object", "schema": planner_schema(self.registry, refs=refs, max_nodes=8)}
@@ -95,9 +107,9 @@ class ServerBackend:
         last: Exception | None = None
         for attempt in range(self.config.retries + 1):
             if attempt:
-                time.sleep(min(0.5 * 2 ** (attempt - 1), 4.0))
+                time.sleep(min(self.config.backoff_s * 2 ** (attempt - 1), 8.0))
             try:
-                resp = self.client.post("/v1/chat/completions", json=body)
+                resp = self.client.post("/v1/completions" if self.surface == "steps" else "/v1/chat/completions", json=body)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last = exc
                 continue
@@ -106,14 +118,15 @@ class ServerBackend:
                 continue
             if resp.status_code != 200:
                 raise ServerError(f"{self.config.base_url} answered {resp.status_code}: {resp.text[:300]}")
-            return _content(resp)
+            return _content(resp, chat=self.surface == "json")
         raise ServerError(f"no answer from {self.config.base_url} after {self.config.retries + 1} tries: {last}")
 
 
-def _content(resp: httpx.Response) -> str:
+def _content(resp: httpx.Response, chat: bool) -> str:
     try:
         data = resp.json()
-        content = data["choices"][0]["message"]["content"]
+        choice = data["choices"][0]
+        content = choice["message"]["content"] if chat else choice["text"]
     except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
         raise ServerError(f"unexpected answer shape from the server: {resp.text[:300]}") from exc
     if not isinstance(content, str):

@@ -18,11 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from agent.planner.base import prompt_for
 from agent.planner.data import Example, Generator
 from agent.planner.model import ADAPTER_DIR, IM_END, load_base
 from agent.program import ProgramError, validate
 from agent.surface import parse_steps
-from prompts import render
 from tools.registry import Registry
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -50,10 +50,6 @@ class TrainReport(BaseModel):
     first_loss: float
     final_loss: float
     stopped_by: str
-
-
-def prompt_for(instruction: str, previous: str = "", problems: list[str] | None = None) -> str:
-    return render("steps_planner", instruction=instruction, previous=previous, problems=problems or [])
 
 
 def completion_for(steps: str) -> str:
