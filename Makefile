@@ -6,9 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.built
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
-# Packages whose metadata asks for what they do not need (mediapipe: numpy<2, jax; face_recognition: dlib
-# from source); their real run-time deps are in pyproject.toml.
-NODEPS := mediapipe==0.10.21 face_recognition==1.3.0
+# Packages whose metadata asks for what they do not need (mediapipe: numpy<2, jax, sounddevice...);
+# their real run-time deps are in pyproject.toml.
+NODEPS := mediapipe==0.10.21
 
 # Small models on 2 shared cores: one thread each, or OpenMP thrashes.
 export OMP_NUM_THREADS ?= 1
