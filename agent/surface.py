@@ -110,7 +110,7 @@ def parse_steps(text: str, registry: Registry) -> Program:
         for _, label in left:
             problems.append(Problem(node=label, message=f"makes {a(kind)} that no later step uses; use it (e.g. in blur, "
                                                          "recolor, remove) or drop the step"))
-    if current == "input" and nodes and not problems:
+    if current == "input" and nodes:
         problems.append(Problem(message="no step changes the picture; end with a step that returns an Image"))
     if problems:
         raise ProgramError(problems)
