@@ -1,0 +1,75 @@
+"""Per-tool latency at 512 px on a real photo (scikit-image's astronaut), through the registry.
+
+The first call includes loading the expert's model (lazy, once per process); the
+table shows it apart from the steady-state median. Run: ``make bench-experts``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import cv2
+
+from agent.samples import sample
+from tools.registry import default_registry
+from tools.spec import ToolContext
+from tools.values import Image
+
+
+def main(repeats: int = 3) -> None:
+    registry = default_registry()
+    photo = sample("astronaut")
+    small = Image(cv2.resize(photo.pixels, (256, 256), interpolation=cv2.INTER_AREA))
+
+    def call(name: str, **kwargs: object) -> object:
+        return registry.get(name)(ToolContext(), **kwargs)
+
+    person = call("segment", image=photo, target="person")
+    background = call("invert", mask=person)
+    faces = call("detect_faces", image=photo)
+    identity = call("lock_identity", image=photo)
+    face_hole = call("mask_from_boxes", boxes=faces, image=photo)
+    cases: list[tuple[str, str, dict[str, object]]] = [
+        ("segment", "person", {"image": photo, "target": "person"}),
+        ("segment", "sky (colour + position model)", {"image": sample("china"), "target": "sky"}),
+        ("segment", "face", {"image": photo, "target": "face"}),
+        ("detect_faces", "", {"image": photo}),
+        ("detect", "person", {"image": photo, "target": "person"}),
+        ("mask_from_boxes", "", {"boxes": faces, "image": photo}),
+        ("invert", "", {"mask": person}),
+        ("combine", "", {"a": person, "b": background, "op": "union"}),
+        ("grow", "16 px", {"mask": person, "pixels": 16}),
+        ("blur", "background", {"image": photo, "mask": background, "amount": 0.6}),
+        ("adjust", "4 amounts", {"image": photo, "brightness": 0.2, "contrast": 0.2, "saturation": 0.3, "warmth": 0.2}),
+        ("crop", "aspect 16:9", {"image": photo, "aspect": "16:9"}),
+        ("recolor", "person -> purple", {"image": photo, "mask": person, "color": "purple"}),
+        ("remove", "face hole", {"image": photo, "mask": face_hole}),
+        ("replace", "fallback (no weights)", {"image": photo, "mask": face_hole, "prompt": "a cat"}),
+        ("replace_background", "colour", {"image": photo, "mask": person, "color": "white"}),
+        ("stylize", "neural style", {"image": photo, "style": "mosaic"}),
+        ("stylize", "opencv pencil", {"image": photo, "style": "pencil sketch"}),
+        ("upscale", "256 -> 512 (x2)", {"image": small, "factor": 2}),
+        ("lock_identity", "", {"image": photo}),
+        ("restore_identity", "", {"image": photo, "identity": identity}),
+        ("refine", "classical fallback", {"image": photo, "strength": 0.3}),
+    ]
+    print("| tool | case | first call (with model load) | median of next runs |")
+    print("|---|---|---|---|")
+    for name, label, kwargs in cases:
+        t = time.perf_counter()
+        call(name, **kwargs)
+        first = time.perf_counter() - t
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            call(name, **kwargs)
+            times.append(time.perf_counter() - t)
+        print(f"| `{name}` | {label} | {first * 1000:.0f} ms | {statistics.median(times) * 1000:.0f} ms |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
