@@ -19,7 +19,8 @@ Kind = Literal["person", "face", "skin", "hair", "background", "sky", "subject",
 KIND_WORDS: dict[str, Kind] = {
     **dict.fromkeys(
         ("person", "persons", "people", "man", "men", "woman", "women", "boy", "boys", "girl", "girls", "child", "children",
-         "kid", "kids", "human", "humans", "figure", "lady", "ladies", "guy", "guys", "astronaut", "body"),
+         "kid", "kids", "human", "humans", "figure", "lady", "ladies", "guy", "guys", "astronaut", "body", "friend", "friends",
+         "me", "him", "us", "them", "myself", "himself", "herself"),
         "person",
     ),
     **dict.fromkeys(("face", "faces"), "face"),
@@ -75,6 +76,8 @@ def parse_target(phrase: str) -> Target:
         if unknown:
             raise cannot_find(phrase, f"(no model here understands {' '.join(unknown)!r})")
         return Target(phrase=phrase, kind=(parts or kinds)[0])
+    if words == ["her"]:  # a possessive elsewhere ("her hair"), the person on its own
+        return Target(phrase=phrase, kind="person")
     if colours:
         if len(colours) > 1:
             raise ValueError(f"{phrase!r} names {' and '.join(colours)}: segment one colour at a time and join them with combine")

@@ -143,6 +143,8 @@ def test_no_such_colour_is_refused(photos):
     [
         ("person", "person", None, False),
         ("the woman's hair", "hair", None, False),
+        ("her", "person", None, False),
+        ("my friend", "person", None, False),
         ("Her Face", "face", None, False),
         ("the background", "background", None, False),
         ("blue sky", "sky", None, False),
