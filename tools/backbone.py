@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError
 
 from tools.values import Image, Mask
 
@@ -32,24 +34,75 @@ class BackboneConfig(BaseModel):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     offload: Literal["none", "model", "sequential"] = "none"
     steps: int = Field(default=28, ge=1, le=200)
+    resolution: int | None = Field(default=None, ge=64, le=4096, description="longest side the pipeline works at; None: its native size")
+    guidance: float | None = Field(default=None, ge=0, le=30, description="classifier-free guidance scale; None: the pipeline's default")
     adapters: dict[str, Path] = Field(default_factory=dict, description="LoRA expert name -> local weights file")
 
     @classmethod
     def from_env(cls) -> BackboneConfig:
-        env = {
+        env: dict[str, Any] = {
             "kind": os.environ.get("BANANA_BACKBONE"),
             "pipeline": os.environ.get("BANANA_BACKBONE_PIPELINE"),
             "weights": os.environ.get("BANANA_BACKBONE_WEIGHTS"),
             "device": os.environ.get("BANANA_DEVICE"),
             "dtype": os.environ.get("BANANA_DTYPE"),
             "offload": os.environ.get("BANANA_OFFLOAD"),
+            "steps": os.environ.get("BANANA_BACKBONE_STEPS"),
+            "resolution": os.environ.get("BANANA_BACKBONE_RESOLUTION"),
+            "guidance": os.environ.get("BANANA_BACKBONE_GUIDANCE"),
         }
-        return cls(**{k: v for k, v in env.items() if v})
+        if env["weights"] and not env["kind"]:
+            env["kind"] = "diffusers"  # naming weights is enough to ask for them
+        adapters = os.environ.get("BANANA_BACKBONE_ADAPTERS", "")  # "identity=/w/id.safetensors,style=/w/s.safetensors"
+        if adapters.strip():
+            pairs = [item.partition("=") for item in adapters.split(",") if item.strip()]
+            if any(not sep or not name.strip() for name, sep, _ in pairs):
+                raise BackboneError(f"BANANA_BACKBONE_ADAPTERS={adapters!r}: expected name=path pairs separated by commas")
+            env["adapters"] = {name.strip(): path.strip() for name, _, path in pairs}
+        try:
+            return cls(**{k: v for k, v in env.items() if v})
+        except ValidationError as exc:
+            raise BackboneError(f"the BANANA_BACKBONE* / BANANA_DEVICE / BANANA_DTYPE / BANANA_OFFLOAD settings: {exc}") from None
+
+
+class BackboneMeta(BaseModel):
+    """What every backbone result records in ``Image.meta`` (as flat keys), so people and later tools see what really ran.
+
+    ``generative`` is False for the classical fallback: it cannot invent content from a prompt, and says so in ``note``.
+    """
+
+    backbone: str = Field(description="what really ran: 'classical' or 'diffusers'")
+    generative: bool
+    operation: Literal["refine", "inpaint", "edit"]
+    note: str = Field(description="one line for people, e.g. 'classical fallback (no diffusion weights configured)'")
+    pipeline: str | None = None
+    weights: str | None = None
+    seed: int | None = None
+    adapters: dict[str, Any] = Field(default_factory=dict)
+
+    def stamp(self, pixels: np.ndarray, source: Image) -> Image:
+        """The result picture: ``source``'s metadata, updated with this record."""
+        return Image(pixels, meta={**source.meta, **self.model_dump(exclude_none=True)})
+
+    @classmethod
+    def read(cls, meta: Mapping[str, Any]) -> BackboneMeta | None:
+        """The record in a picture's metadata, or None when there is no complete one."""
+        try:
+            return cls.model_validate({k: meta[k] for k in cls.model_fields if k in meta})
+        except ValidationError:
+            return None
 
 
 @runtime_checkable
 class Backbone(Protocol):
-    """What every backbone offers. Results carry ``meta['backbone']`` naming what really ran."""
+    """What every backbone offers. Results carry a :class:`BackboneMeta` record naming what really ran.
+
+    Guarantees every implementation keeps: the result has the input's size; pixels where ``keep_mask``
+    is 1 are bit-identical to the input (fractional values blend); ``inpaint`` leaves pixels where
+    ``mask`` is 0 bit-identical; the same seed gives the same picture; ``edit`` raises
+    :class:`BackboneError` when it cannot follow an instruction rather than returning a look-alike.
+    ``adapters`` maps LoRA expert names to weights (0 = off).
+    """
 
     name: str
     generative: bool  # False for the classical fallback: it cannot invent content from a prompt
@@ -66,7 +119,7 @@ class Backbone(Protocol):
 
     def inpaint(self, image: Image, mask: Mask, prompt: str = "", seed: int = 0) -> Image: ...
 
-    def edit(self, image: Image, instruction: str, seed: int = 0) -> Image: ...
+    def edit(self, image: Image, instruction: str, seed: int = 0, keep_mask: Mask | None = None) -> Image: ...
 
 
 class BackboneError(RuntimeError):
