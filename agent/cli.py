@@ -17,6 +17,7 @@ from agent.executor import Executor, NodeEvent, ResultCache, RunResult
 from agent.planner import Planner, PlanningError, PlanRequest, make_planner
 from agent.program import ProgramError, ValidProgram, input_names, planner_schema, validate
 from agent.samples import load_image
+from tools.backbone import BackboneMeta
 from tools.registry import Registry, RegistryError, default_registry
 from tools.values import Image
 
@@ -98,6 +99,19 @@ def run_with_progress(executor: Executor, valid: ValidProgram, images: dict[str,
         return executor.run(valid, images, on_event=on_event)
 
 
+def print_backbone_notes(valid: ValidProgram, result: RunResult) -> None:
+    """Say which backbone made a picture (the classical fallback never passes for diffusion), once: tools may pass records on."""
+
+    def record(node: str) -> BackboneMeta | None:
+        value = result.outputs.get(node)
+        return BackboneMeta.read(value.meta) if isinstance(value, Image) else None
+
+    for n in valid.order:
+        info = record(n)
+        if info is not None and all(record(p) != info for p in valid.graph.predecessors(n)):
+            console.print(f"{n} ({valid.program.node(n).tool}): {info.note}", markup=False, highlight=False)
+
+
 def timing_table(valid: ValidProgram, result: RunResult) -> Table:
     table = Table(title=f"run: {result.wall * 1000:.0f} ms")
     for col in ("node", "tool", "status", "ms"):
@@ -135,6 +149,7 @@ def run_cmd(
         result = run_with_progress(executor, valid, images, quiet)
     if not quiet:
         console.print(timing_table(valid, result))
+    print_backbone_notes(valid, result)
     for failure in result.failures.values():
         console.print(f"[red]{failure.kind}:[/red] {failure.error}", highlight=False)
     if not result.ok:
@@ -238,6 +253,7 @@ def edit_cmd(
         result = run_with_progress(executor, valid, {"input": picture}, quiet)
     if not quiet:
         console.print(timing_table(valid, result))
+    print_backbone_notes(valid, result)
     for failure in result.failures.values():
         console.print(f"[red]{failure.kind}:[/red] {failure.error}", highlight=False)
     if not result.ok:
