@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image as PILImage
 
@@ -26,6 +27,7 @@ from backbone.pixels import alpha_of, blend, keep_exact, resize, to_uint8, worki
 from tools.backbone import BackboneConfig, BackboneError, BackboneMeta
 from tools.values import Image, Mask
 
+CONTROLNET_KINDS = {"sdxl-inpaint": "StableDiffusionXLControlNetInpaintPipeline"}  # kind -> its ControlNet refiner
 INPAINT_MARGIN = 0.5  # inpaint a crop around the mask, this much of its size on each side, at the pipeline's size
 
 
@@ -50,6 +52,9 @@ class DiffusersBackbone:
         else:
             raise BackboneError(f"weights {self.source!r} are a hub id: also set BANANA_BACKBONE_PIPELINE "
                                 "(sd-inpaint, sd-img2img, sdxl-inpaint, flux-kontext or instruct-pix2pix)")
+        self.controlnet = resolve_weights(config.controlnet) if config.controlnet else None
+        if self.controlnet and self.kind.name not in CONTROLNET_KINDS:
+            raise BackboneError(f"a ControlNet is supported with {', '.join(CONTROLNET_KINDS)} only, not {self.kind.name}")
         self._pipes: dict[str, Any] = {}
         self._adapters: Adapters | None = None
         self._placement = ""
@@ -78,7 +83,11 @@ class DiffusersBackbone:
         if self.kind.refine_masked:
             repaint = 1.0 - alpha_of(keep_mask, h, w)
             call.update(mask_image=_mask_image(repaint), height=h, width=w)
-        generated = self._run(self.kind.refine, prompt, seed, adapters, call, strength)
+        refiner = self.kind.refine
+        if self.controlnet:
+            refiner = CONTROLNET_KINDS[self.kind.name]
+            call.update(control_image=PILImage.fromarray(canny_edges(small)), controlnet_conditioning_scale=self.config.controlnet_scale)
+        generated = self._run(refiner, prompt, seed, adapters, call, strength)
         # Carry the change, not the low-resolution picture: untouched detail stays sharp at full size.
         change = resize(generated - small.astype(np.float32), image.height, image.width)
         result = keep_exact(to_uint8(image.pixels.astype(np.float32) + change), image, keep_mask)
@@ -130,6 +139,8 @@ class DiffusersBackbone:
         note = f"diffusers {self.kind.name} from {self.source}, seed {seed}, {detail}"
         if adapters:
             note += ", LoRA " + ", ".join(f"{n}={w}" for n, w in sorted(adapters.items()))
+        if self.controlnet and operation == "refine":
+            note += f", Canny ControlNet {self.controlnet[0]} at {self.config.controlnet_scale:g}"
         if self._placement:
             note += f" ({self._placement})"
         return BackboneMeta(backbone=self.name, generative=True, operation=operation, note=note,  # type: ignore[arg-type]
@@ -160,9 +171,19 @@ class DiffusersBackbone:
         for name in {self.kind.refine, self.kind.inpaint, self.kind.edit} - {None, self.kind.load}:
             # from_pipe shares the modules; without a dtype it would cast the shared modules to float32.
             pipes[name] = getattr(diffusers, name).from_pipe(base, dtype=base.dtype)  # type: ignore[arg-type]
+        if self.controlnet:
+            # Refine only: an inpaint that must draw something new should not be held to the old content's edges.
+            where, local = self.controlnet
+            try:
+                controlnet = diffusers.ControlNetModel.from_pretrained(where, dtype=dtype, local_files_only=local)
+            except Exception as exc:
+                raise BackboneError(f"could not load the ControlNet from {where}: {exc}") from exc
+            name = CONTROLNET_KINDS[self.kind.name]
+            pipes[name] = getattr(diffusers, name).from_pipe(base, controlnet=controlnet, dtype=base.dtype)
         for pipe in pipes.values():
             pipe.set_progress_bar_config(disable=True)
-        self._placement = place(base, device, self.config.offload)
+        # The ControlNet pipeline holds every module (the base's and the ControlNet), so placing it places all.
+        self._placement = place(pipes[CONTROLNET_KINDS[self.kind.name]] if self.controlnet else base, device, self.config.offload)
         self._pipes = pipes
 
     def _run(self, class_name: str, prompt: str, seed: int, adapters: dict[str, Weight] | None,
@@ -253,6 +274,12 @@ def crop_box(region: np.ndarray, margin: float, multiple: int) -> tuple[int, int
     pad_y = max(multiple, int((ys.max() - ys.min() + 1) * margin))
     pad_x = max(multiple, int((xs.max() - xs.min() + 1) * margin))
     return max(0, ys.min() - pad_y), min(h, ys.max() + 1 + pad_y), max(0, xs.min() - pad_x), min(w, xs.max() + 1 + pad_x)
+
+
+def canny_edges(rgb: np.ndarray) -> np.ndarray:
+    """The control picture a Canny ControlNet expects: white edges on black, three channels."""
+    edges = cv2.Canny(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 100, 200)
+    return np.repeat(edges[:, :, None], 3, axis=2)
 
 
 def _mask_image(alpha: np.ndarray) -> PILImage.Image:

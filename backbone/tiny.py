@@ -195,6 +195,31 @@ def save_lora(kind: str, file: str | Path, seed: int = 1, rank: int = 4) -> Path
     return file
 
 
+def save_controlnet(folder: str | Path) -> Path:
+    """A tiny ControlNet for the tiny SDXL pipeline, saved as a diffusers folder.
+
+    A real ControlNet starts with zero output convolutions (no effect until trained); these are randomised so that
+    the control picture visibly matters.
+    """
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(0)
+    net = ControlNetModel(
+        in_channels=4, conditioning_channels=3, block_out_channels=(16, 32), layers_per_block=1, norm_num_groups=8,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), attention_head_dim=(2, 4), use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80, cross_attention_dim=64,
+        conditioning_embedding_out_channels=(8, 16),  # downsamples by 2, like the tiny VAE
+    ).eval()
+    with torch.no_grad():
+        for p in [*net.controlnet_down_blocks.parameters(), *net.controlnet_mid_block.parameters(),
+                  *net.controlnet_cond_embedding.conv_out.parameters()]:
+            p.normal_(0.0, 0.5)
+    folder = Path(folder)
+    net.save_pretrained(folder)
+    return folder
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(f"usage: python -m backbone.tiny KIND FOLDER   (KIND: {', '.join(PIPELINE_CLASSES)})", file=sys.stderr)

@@ -39,6 +39,7 @@ def weights(tmp_path_factory) -> dict[str, Path]:
     for kind in WITH_LORA:
         out[f"{kind}/style"] = tiny.save_lora(kind, root / f"{kind}-style.safetensors", seed=1)
         out[f"{kind}/identity"] = tiny.save_lora(kind, root / f"{kind}-identity.safetensors", seed=2)
+    out["controlnet"] = tiny.save_controlnet(root / "controlnet-canny")
     return out
 
 
@@ -271,6 +272,28 @@ def test_a_missing_lora_file_is_named(weights, photo, tmp_path):
     backbone = DiffusersBackbone(config(weights, "sd-inpaint", adapters={"style": tmp_path / "nope.safetensors"}))
     with pytest.raises(BackboneError, match="LoRA adapter 'style': no weights file at"):
         backbone.refine(photo)
+
+
+# -- ControlNet ------------------------------------------------------------------------------------------
+
+
+def test_sdxl_refine_held_by_a_canny_controlnet(weights, backbones, photo, keep, hole):
+    held = DiffusersBackbone(config(weights, "sdxl-inpaint", controlnet=weights["controlnet"]))
+    a = held.refine(photo, "a red cat", strength=0.5, keep_mask=keep, seed=0)
+    np.testing.assert_array_equal(a.pixels, held.refine(photo, "a red cat", strength=0.5, keep_mask=keep, seed=0).pixels)
+    np.testing.assert_array_equal(a.pixels[keep.alpha == 1], photo.pixels[keep.alpha == 1])
+    assert changed(a, backbones["sdxl-inpaint"].refine(photo, "a red cat", strength=0.5, keep_mask=keep, seed=0))
+    assert f"Canny ControlNet {weights['controlnet']} at 0.5" in a.meta["note"]
+    weaker = DiffusersBackbone(config(weights, "sdxl-inpaint", controlnet=weights["controlnet"], controlnet_scale=0.1))
+    assert changed(a, weaker.refine(photo, "a red cat", strength=0.5, keep_mask=keep, seed=0))
+    # inpainting draws new content, so it is not held to the old edges: the same as without a ControlNet
+    np.testing.assert_array_equal(held.inpaint(photo, hole, "a red cat").pixels,
+                                  backbones["sdxl-inpaint"].inpaint(photo, hole, "a red cat").pixels)
+
+
+def test_controlnet_only_where_supported(weights):
+    with pytest.raises(BackboneError, match="ControlNet is supported with sdxl-inpaint only, not sd-inpaint"):
+        DiffusersBackbone(config(weights, "sd-inpaint", controlnet=weights["controlnet"]))
 
 
 # -- devices and precision -------------------------------------------------------------------------------

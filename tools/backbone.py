@@ -37,6 +37,8 @@ class BackboneConfig(BaseModel):
     resolution: int | None = Field(default=None, ge=64, le=4096, description="longest side the pipeline works at; None: its native size")
     guidance: float | None = Field(default=None, ge=0, le=30, description="classifier-free guidance scale; None: the pipeline's default")
     adapters: dict[str, Path] = Field(default_factory=dict, description="LoRA expert name -> local weights file")
+    controlnet: Path | str | None = Field(default=None, description="a Canny ControlNet (folder or hub id) for sdxl-inpaint refines")
+    controlnet_scale: float = Field(default=0.5, ge=0, le=2, description="how strongly the ControlNet holds the edges")
 
     @classmethod
     def from_env(cls) -> BackboneConfig:
@@ -50,6 +52,8 @@ class BackboneConfig(BaseModel):
             "steps": os.environ.get("BANANA_BACKBONE_STEPS"),
             "resolution": os.environ.get("BANANA_BACKBONE_RESOLUTION"),
             "guidance": os.environ.get("BANANA_BACKBONE_GUIDANCE"),
+            "controlnet": os.environ.get("BANANA_BACKBONE_CONTROLNET"),
+            "controlnet_scale": os.environ.get("BANANA_BACKBONE_CONTROLNET_SCALE"),
         }
         if env["weights"] and not env["kind"]:
             env["kind"] = "diffusers"  # naming weights is enough to ask for them
