@@ -56,7 +56,7 @@ def seam_correction(rgb: np.ndarray, kept: np.ndarray, band: np.ndarray, strengt
     r = np.concatenate([np.arange(n), *rows])
     c = np.concatenate([np.arange(n), *cols])
     data = np.concatenate([diag, -np.ones(sum(len(x) for x in rows))])
-    solve = splu(csc_matrix((data, (r, c)), shape=(n, n)))
+    solve = splu(csc_matrix((data, (r, c)), shape=(n, n)), permc_spec="MMD_AT_PLUS_A")  # symmetric: order A + A^T
     out = np.zeros((h, w, 3), np.float32)
     out[ys, xs] = solve.solve(rhs).astype(np.float32)
     return out
@@ -96,8 +96,14 @@ def soften_staircase(rgb: np.ndarray, dist: np.ndarray, kept: np.ndarray, streng
     ring = ~kept & (dist <= 1.5)
     if not ring.any():
         return rgb
-    guide = np.clip(rgb, 0, 255).astype(np.float32) / 255.0
-    smooth = cv2.ximgproc.guidedFilter(guide, guide, 2, 1e-3) * 255.0
+    radius = 2
+    ys, xs = np.nonzero(ring)
+    y0, y1 = max(0, ys.min() - 2 * radius), ys.max() + 1 + 2 * radius  # the filter only needs the ring's neighbourhood
+    x0, x1 = max(0, xs.min() - 2 * radius), xs.max() + 1 + 2 * radius
+    guide = np.clip(rgb[y0:y1, x0:x1], 0, 255) / 255.0
+    smooth = cv2.ximgproc.guidedFilter(guide, guide, radius, 1e-3) * 255.0
     out = rgb.copy()
-    out[ring] = (1.0 - strength) * rgb[ring] + strength * smooth[ring]
+    near = out[y0:y1, x0:x1]
+    sel = ring[y0:y1, x0:x1]
+    near[sel] = (1.0 - strength) * near[sel] + strength * smooth[sel]
     return out

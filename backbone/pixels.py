@@ -49,10 +49,10 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
 
 def blend(changed: np.ndarray, original: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """``changed`` where weight is 1, ``original`` where it is 0 (bit-identical there), a mix between."""
-    w = weight[:, :, None].astype(np.float32)
-    out = to_uint8(changed.astype(np.float32) * w + original.astype(np.float32) * (1.0 - w))
-    untouched = weight <= 0.0
-    out[untouched] = original[untouched]
+    out = original.copy()
+    touched = weight > 0.0
+    w = weight[touched][:, None].astype(np.float32)
+    out[touched] = to_uint8(changed[touched].astype(np.float32) * w + original[touched].astype(np.float32) * (1.0 - w))
     return out
 
 
