@@ -146,6 +146,10 @@ class DiffusersBackbone:
         return BackboneMeta(backbone=self.name, generative=True, operation=operation, note=note,  # type: ignore[arg-type]
                             pipeline=self.kind.name, weights=self.source, seed=seed, adapters=dict(adapters or {}))
 
+    def _out_of_memory(self) -> BackboneError:
+        return BackboneError(f"the {self.kind.name} pipeline ran out of GPU memory (it needs {self.kind.memory}); try "
+                             "BANANA_OFFLOAD=model (or sequential), a smaller BANANA_BACKBONE_RESOLUTION, or half precision")
+
     def _pipeline(self, class_name: str) -> Any:
         if not self._pipes:
             self._load()
@@ -183,7 +187,10 @@ class DiffusersBackbone:
         for pipe in pipes.values():
             pipe.set_progress_bar_config(disable=True)
         # The ControlNet pipeline holds every module (the base's and the ControlNet), so placing it places all.
-        self._placement = place(pipes[CONTROLNET_KINDS[self.kind.name]] if self.controlnet else base, device, self.config.offload)
+        try:
+            self._placement = place(pipes[CONTROLNET_KINDS[self.kind.name]] if self.controlnet else base, device, self.config.offload)
+        except torch.OutOfMemoryError as exc:
+            raise self._out_of_memory() from exc
         self._pipes = pipes
 
     def _run(self, class_name: str, prompt: str, seed: int, adapters: dict[str, Weight] | None,
@@ -213,6 +220,8 @@ class DiffusersBackbone:
                 args["callback_on_step_end"] = step_end
             try:
                 images = pipe(**args).images
+            except torch.OutOfMemoryError as exc:
+                raise self._out_of_memory() from exc
             finally:
                 self._adapters.release(pipe)
         return np.asarray(images[0], np.float32) * 255.0

@@ -24,12 +24,13 @@ def alpha_of(mask: Mask | None, height: int, width: int, default: float = 0.0) -
 
 
 def working_size(height: int, width: int, longest: int, multiple: int) -> tuple[int, int]:
-    """(height, width) with the aspect kept, the longest side at most ``longest``, both multiples of ``multiple``.
+    """(height, width) with the aspect kept, the longest side ``longest`` (rounded down), both multiples of ``multiple``.
 
-    Latent pipelines need sides divisible by the VAE factor (8, or 16 for FLUX's packed latents);
-    rounding down and resizing ourselves means the pipeline never silently changes the size.
+    Diffusion models draw best at their native size, so small pictures and crops are scaled up
+    as well as big ones down. Latent pipelines need sides divisible by the VAE factor (8, or 16
+    for FLUX's packed latents); resizing ourselves means the pipeline never silently changes the size.
     """
-    scale = min(1.0, longest / max(height, width))
+    scale = longest / max(height, width)
     h = max(multiple, int(height * scale) // multiple * multiple)
     w = max(multiple, int(width * scale) // multiple * multiple)
     return h, w

@@ -204,7 +204,10 @@ def test_inpaint_works_on_a_crop_around_a_small_mask(backbones, astronaut):
     assert (y0, y1, x0, x1) == (185, 245, 280, 360)
     out = backbones["sd-inpaint"].inpaint(astronaut, Mask(alpha), "a red cat")
     np.testing.assert_array_equal(out.pixels[alpha == 0], astronaut.pixels[alpha == 0])
-    assert "region 80x60" in out.meta["note"]
+    assert "region 80x60 at 64x48" in out.meta["note"]
+    speck = np.zeros_like(alpha)
+    speck[100:104, 100:104] = 1.0  # a tiny crop goes up to the pipeline's native size
+    assert "region 20x20 at 64x64" in backbones["sd-inpaint"].inpaint(astronaut, Mask(speck), "a red cat").meta["note"]
 
 
 @pytest.mark.parametrize("kind", EDITORS)
@@ -316,6 +319,18 @@ def test_offload_without_a_gpu_is_skipped_and_said(weights, photo):
         tiny.build("sd-inpaint").enable_model_cpu_offload()
 
 
+def test_out_of_gpu_memory_says_what_the_pipeline_needs(weights, photo, monkeypatch):
+    backbone = DiffusersBackbone(config(weights, "sdxl-inpaint"))
+    pipe = backbone._pipeline("StableDiffusionXLInpaintPipeline")
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(type(pipe), "__call__", out_of_memory)
+    with pytest.raises(BackboneError, match="sdxl-inpaint pipeline ran out of GPU memory \\(it needs ~10 GB fp16\\); try BANANA_OFFLOAD"):
+        backbone.refine(photo, "a red cat", strength=0.5)
+
+
 # -- pixel plumbing --------------------------------------------------------------------------------------
 
 
@@ -323,12 +338,12 @@ def test_offload_without_a_gpu_is_skipped_and_said(weights, photo):
     ((512, 512), 512, 8, (512, 512)),
     ((3000, 4000), 1024, 16, (768, 1024)),
     ((70, 90), 64, 8, (48, 64)),
-    ((517, 389), 1024, 8, (512, 384)),
-    ((5, 300), 512, 8, (8, 296)),
+    ((517, 389), 1024, 8, (1024, 768)),  # small pictures go up to the native size
+    ((5, 300), 512, 8, (8, 512)),
 ])
 def test_working_size(size, longest, multiple, expected):
     h, w = working_size(*size, longest, multiple)
-    assert (h, w) == expected and h % multiple == 0 and w % multiple == 0 and max(h, w) <= max(longest, multiple)
+    assert (h, w) == expected and h % multiple == 0 and w % multiple == 0 and max(h, w) == longest
 
 
 def test_keep_exact_rejects_a_wrong_shape(photo):
