@@ -11,7 +11,7 @@ from __future__ import annotations
 from backbone.fill import fill_holes
 from backbone.harmonize import seam_blend
 from backbone.pixels import alpha_of, blend, keep_exact
-from tools.backbone import BackboneConfig, BackboneError, BackboneMeta
+from tools.backbone import BackboneConfig, BackboneError, BackboneMeta, Progress
 from tools.values import Image, Mask
 
 FALLBACK = "classical fallback"
@@ -44,6 +44,7 @@ class ClassicalBackbone:
         keep_mask: Mask | None = None,
         seed: int = 0,
         adapters: dict[str, float] | None = None,
+        progress: Progress | None = None,
     ) -> Image:
         """Blend the seam between kept and free pixels; the prompt and adapters need diffusion and are not used."""
         ignored = [what for what, given in (("prompt", prompt), ("adapters", adapters)) if given]
@@ -57,7 +58,7 @@ class ClassicalBackbone:
         detail = f"seams along the keep mask's edge blended at strength {strength:g}{suffix}"
         return self._meta("refine", detail).stamp(keep_exact(blended, image, keep_mask), image)
 
-    def inpaint(self, image: Image, mask: Mask, prompt: str = "", seed: int = 0) -> Image:
+    def inpaint(self, image: Image, mask: Mask, prompt: str = "", seed: int = 0, progress: Progress | None = None) -> Image:
         """Reconstruct the masked region from its surroundings (it cannot draw what ``prompt`` asks for)."""
         alpha = alpha_of(mask, image.height, image.width)
         filled = fill_holes(image.pixels, alpha > 0)
@@ -66,7 +67,9 @@ class ClassicalBackbone:
             detail += f"; prompt {prompt!r} not drawn: that needs diffusion weights"
         return self._meta("inpaint", detail).stamp(blend(filled, image.pixels, alpha), image)
 
-    def edit(self, image: Image, instruction: str, seed: int = 0, keep_mask: Mask | None = None) -> Image:
+    def edit(
+        self, image: Image, instruction: str, seed: int = 0, keep_mask: Mask | None = None, progress: Progress | None = None
+    ) -> Image:
         raise BackboneError(
             f"edit({instruction!r}): an instruction-following edit needs diffusion weights, and the classical "
             f"fallback is running ({self.reason}); {HOW_TO_CONFIGURE}"

@@ -20,11 +20,11 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage
 
-from backbone.adapters import Adapters, Weight
+from backbone.adapters import Adapters, StepCallback, Weight
 from backbone.classical import ClassicalBackbone
 from backbone.pipelines import PipelineKind, detect_kind, kind_named
 from backbone.pixels import alpha_of, blend, keep_exact, resize, to_uint8, working_size
-from tools.backbone import BackboneConfig, BackboneError, BackboneMeta
+from tools.backbone import BackboneConfig, BackboneError, BackboneMeta, Progress
 from tools.values import Image, Mask
 
 CONTROLNET_KINDS = {"sdxl-inpaint": "StableDiffusionXLControlNetInpaintPipeline"}  # kind -> its ControlNet refiner
@@ -70,11 +70,12 @@ class DiffusersBackbone:
         keep_mask: Mask | None = None,
         seed: int = 0,
         adapters: dict[str, Weight] | None = None,
+        progress: Progress | None = None,
     ) -> Image:
         """Re-render what is not kept at ``strength``; the change is carried back to full resolution."""
         if self.kind.refine is None:
             fallback = ClassicalBackbone(self.config, reason=f"{self.kind.name} weights cannot refine at a strength")
-            return fallback.refine(image, prompt, strength, keep_mask, seed, adapters)
+            return fallback.refine(image, prompt, strength, keep_mask, seed, adapters, progress)
         if strength <= 0:
             return self._meta("refine", seed, adapters, "strength 0, picture unchanged").stamp(image.pixels, image)
         h, w = self._size(image.height, image.width)
@@ -87,16 +88,17 @@ class DiffusersBackbone:
         if self.controlnet:
             refiner = CONTROLNET_KINDS[self.kind.name]
             call.update(control_image=PILImage.fromarray(canny_edges(small)), controlnet_conditioning_scale=self.config.controlnet_scale)
-        generated = self._run(refiner, prompt, seed, adapters, call, strength)
+        generated = self._run(refiner, prompt, seed, adapters, call, strength, progress)
         # Carry the change, not the low-resolution picture: untouched detail stays sharp at full size.
         change = resize(generated - small.astype(np.float32), image.height, image.width)
         result = keep_exact(to_uint8(image.pixels.astype(np.float32) + change), image, keep_mask)
         return self._meta("refine", seed, adapters, f"strength {strength:g} at {w}x{h}").stamp(result, image)
 
-    def inpaint(self, image: Image, mask: Mask, prompt: str = "", seed: int = 0) -> Image:
+    def inpaint(self, image: Image, mask: Mask, prompt: str = "", seed: int = 0, progress: Progress | None = None) -> Image:
         """Repaint the masked region from ``prompt``; pixels outside the mask are bit-identical."""
         if self.kind.inpaint is None:
-            return ClassicalBackbone(self.config, reason=f"{self.kind.name} weights cannot inpaint").inpaint(image, mask, prompt, seed)
+            fallback = ClassicalBackbone(self.config, reason=f"{self.kind.name} weights cannot inpaint")
+            return fallback.inpaint(image, mask, prompt, seed, progress)
         alpha = alpha_of(mask, image.height, image.width)
         if not (alpha > 0).any():
             return self._meta("inpaint", seed, None, "empty mask, picture unchanged").stamp(image.pixels, image)
@@ -105,13 +107,15 @@ class DiffusersBackbone:
         h, w = self._size(y1 - y0, x1 - x0)
         call = {"image": PILImage.fromarray(resize(crop, h, w)), "mask_image": _mask_image(resize(alpha[y0:y1, x0:x1], h, w)),
                 "height": h, "width": w, "strength": 1.0}
-        generated = resize(self._run(self.kind.inpaint, prompt, seed, None, call, 1.0), y1 - y0, x1 - x0)
+        generated = resize(self._run(self.kind.inpaint, prompt, seed, None, call, 1.0, progress), y1 - y0, x1 - x0)
         full = image.pixels.copy()
         full[y0:y1, x0:x1] = to_uint8(generated)
         detail = f"region {x1 - x0}x{y1 - y0} at {w}x{h}"
         return self._meta("inpaint", seed, None, detail).stamp(blend(full, image.pixels, alpha), image)
 
-    def edit(self, image: Image, instruction: str, seed: int = 0, keep_mask: Mask | None = None) -> Image:
+    def edit(
+        self, image: Image, instruction: str, seed: int = 0, keep_mask: Mask | None = None, progress: Progress | None = None
+    ) -> Image:
         """Follow an instruction over the whole picture (FLUX.1 Kontext, InstructPix2Pix); kept pixels stay exact."""
         if self.kind.edit is None:
             raise BackboneError(f"edit({instruction!r}): the configured {self.kind.name} weights cannot follow instructions; "
@@ -120,7 +124,7 @@ class DiffusersBackbone:
         call: dict[str, Any] = {"image": PILImage.fromarray(resize(image.pixels, h, w))}
         if self.kind.family == "flux":
             call.update(height=h, width=w)
-        generated = resize(self._run(self.kind.edit, instruction, seed, None, call, None), image.height, image.width)
+        generated = resize(self._run(self.kind.edit, instruction, seed, None, call, None, progress), image.height, image.width)
         result = keep_exact(to_uint8(generated), image, keep_mask)
         return self._meta("edit", seed, None, f"at {w}x{h}").stamp(result, image)
 
@@ -194,7 +198,7 @@ class DiffusersBackbone:
         self._pipes = pipes
 
     def _run(self, class_name: str, prompt: str, seed: int, adapters: dict[str, Weight] | None,
-             call: dict[str, Any], strength: float | None) -> np.ndarray:
+             call: dict[str, Any], strength: float | None, progress: Progress | None) -> np.ndarray:
         """One seeded pipeline call; returns H x W x 3 float32 in [0, 255]."""
         import torch
 
@@ -215,9 +219,9 @@ class DiffusersBackbone:
                 # Kontext otherwise snaps to ~1 MP preferred sizes and ignores height/width.
                 args.update(max_area=args["height"] * args["width"], _auto_resize=False,
                             max_sequence_length=min(512, pipe.tokenizer_2.model_max_length))
-            step_end = self._adapters.activate(pipe, adapters)
-            if step_end is not None:
-                args["callback_on_step_end"] = step_end
+            schedule = self._adapters.activate(pipe, adapters)
+            if schedule is not None or progress is not None:
+                args["callback_on_step_end"] = _step_end(schedule, progress)
             try:
                 images = pipe(**args).images
             except torch.OutOfMemoryError as exc:
@@ -225,6 +229,20 @@ class DiffusersBackbone:
             finally:
                 self._adapters.release(pipe)
         return np.asarray(images[0], np.float32) * 255.0
+
+
+def _step_end(schedule: StepCallback | None, progress: Progress | None) -> StepCallback:
+    """One ``callback_on_step_end``: the adapter schedule, then progress (which may raise to cancel the call)."""
+
+    def step_end(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if schedule is not None:
+            kwargs = schedule(pipe, step, timestep, kwargs)
+        if progress is not None:
+            total = int(getattr(pipe, "num_timesteps", 0) or step + 1)
+            progress((step + 1) / total, f"step {step + 1}/{total}")
+        return kwargs
+
+    return step_end
 
 
 def resolve_weights(weights: Path | str) -> tuple[str, bool]:

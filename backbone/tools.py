@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from tools.backbone import get_backbone
-from tools.spec import Resources, tool
+from tools.spec import Resources, ToolContext, tool
 from tools.values import Image, Mask
 
 AdapterName = Annotated[str, Field(min_length=1, max_length=40)]
@@ -24,6 +24,8 @@ def refine(
     strength: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3,
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0,
     adapters: dict[AdapterName, AdapterWeight] = {},  # noqa: B006 - validated per call into a fresh dict, never mutated
+    ctx: ToolContext,
 ) -> Image:
     """Finish the picture with the diffusion backbone (or the labelled classical fallback); pixels under keep stay exact."""
-    return get_backbone().refine(image, prompt=prompt, strength=strength, keep_mask=keep, seed=seed, adapters=adapters)
+    backbone = get_backbone()
+    return backbone.refine(image, prompt=prompt, strength=strength, keep_mask=keep, seed=seed, adapters=adapters, progress=ctx.progress)

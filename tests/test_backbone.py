@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from backbone.classical import ClassicalBackbone
 from backbone.diffusion import DiffusersBackbone, crop_box, resolve_weights
 from backbone.pixels import keep_exact, working_size
 from tools.backbone import BackboneConfig, BackboneError, BackboneMeta, get_backbone, load_backbone, set_backbone
+from tools.spec import Cancelled, ToolContext
 from tools.values import Image, Mask
 
 torch.set_num_threads(1)
@@ -44,7 +46,7 @@ def weights(tmp_path_factory) -> dict[str, Path]:
 
 
 def config(weights: dict[str, Path], kind: str, **extra) -> BackboneConfig:
-    return BackboneConfig(kind="diffusers", weights=weights[kind], steps=2, resolution=64, **extra)
+    return BackboneConfig(**{"kind": "diffusers", "weights": weights[kind], "steps": 2, "resolution": 64, **extra})
 
 
 @pytest.fixture(scope="session")
@@ -235,6 +237,39 @@ def test_what_instruct_pix2pix_cannot_do_falls_back_labelled(backbones, photo, k
     assert info.note.startswith("classical fallback (instruct-pix2pix weights cannot refine at a strength)")
     filled = ip2p.inpaint(photo, hole, "a red cat")
     assert "classical fallback (instruct-pix2pix weights cannot inpaint)" in filled.meta["note"]
+
+
+def test_progress_per_step_and_cancellation(weights, photo):
+    backbone = DiffusersBackbone(config(weights, "sd-inpaint", steps=4, adapters={"style": weights["sd-inpaint/style"]}))
+    seen: list[tuple[float, str]] = []
+    base = backbone.refine(photo, "a red cat", strength=1.0, progress=lambda f, m: seen.append((f, m)))
+    assert seen == [(0.25, "step 1/4"), (0.5, "step 2/4"), (0.75, "step 3/4"), (1.0, "step 4/4")]
+
+    def cancel_at_half(fraction: float, message: str) -> None:
+        if fraction >= 0.5:
+            raise Cancelled("node 'finish' was cancelled")
+
+    with pytest.raises(Cancelled):
+        backbone.refine(photo, "a red cat", strength=1.0, adapters={"style": 1.0}, progress=cancel_at_half)
+    # a cancelled call leaves no adapter switched on
+    np.testing.assert_array_equal(backbone.refine(photo, "a red cat", strength=1.0).pixels, base.pixels)
+
+
+def test_refine_tool_stops_when_its_node_is_cancelled(registry, backbones, photo):
+    cancel = threading.Event()
+    seen: list[float] = []
+
+    def on_progress(fraction: float, message: str) -> None:
+        seen.append(fraction)
+        cancel.set()  # cancel after the first step
+
+    set_backbone(backbones["sd-inpaint"])
+    try:
+        with pytest.raises(Cancelled):
+            registry.get("refine")(ToolContext(node_id="finish", on_progress=on_progress, cancel=cancel), image=photo, strength=1.0)
+    finally:
+        set_backbone(None)
+    assert seen == [0.5]
 
 
 # -- LoRA experts ----------------------------------------------------------------------------------------

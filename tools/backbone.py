@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 from tools.values import Image, Mask
 
 ENTRY_POINT_GROUP = "banana.backbones"
+Progress = Callable[[float, str], None]  # (fraction done, message); ToolContext.progress fits
 
 
 class BackboneConfig(BaseModel):
@@ -105,7 +106,8 @@ class Backbone(Protocol):
     is 1 are bit-identical to the input (fractional values blend); ``inpaint`` leaves pixels where
     ``mask`` is 0 bit-identical; the same seed gives the same picture; ``edit`` raises
     :class:`BackboneError` when it cannot follow an instruction rather than returning a look-alike.
-    ``adapters`` maps LoRA expert names to weights (0 = off).
+    ``adapters`` maps LoRA expert names to weights (0 = off). ``progress(fraction, message)`` is called
+    as the work advances (per denoising step); an exception it raises (a cancelled tool's) stops the call.
     """
 
     name: str
@@ -119,11 +121,14 @@ class Backbone(Protocol):
         keep_mask: Mask | None = None,
         seed: int = 0,
         adapters: dict[str, float] | None = None,
+        progress: Progress | None = None,
     ) -> Image: ...
 
-    def inpaint(self, image: Image, mask: Mask, prompt: str = "", seed: int = 0) -> Image: ...
+    def inpaint(self, image: Image, mask: Mask, prompt: str = "", seed: int = 0, progress: Progress | None = None) -> Image: ...
 
-    def edit(self, image: Image, instruction: str, seed: int = 0, keep_mask: Mask | None = None) -> Image: ...
+    def edit(
+        self, image: Image, instruction: str, seed: int = 0, keep_mask: Mask | None = None, progress: Progress | None = None
+    ) -> Image: ...
 
 
 class BackboneError(RuntimeError):
