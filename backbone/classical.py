@@ -11,7 +11,7 @@ from __future__ import annotations
 from backbone.fill import fill_holes
 from backbone.harmonize import seam_blend
 from backbone.pixels import alpha_of, blend, keep_exact
-from tools.backbone import BackboneConfig, BackboneError, BackboneMeta, Progress
+from tools.backbone import BackboneConfig, BackboneError, BackboneMeta, Operation, Progress
 from tools.values import Image, Mask
 
 FALLBACK = "classical fallback"
@@ -32,9 +32,8 @@ class ClassicalBackbone:
         self.config = config or BackboneConfig()
         self.reason = reason  # why the fallback runs, shown in every result's note
 
-    def _meta(self, operation: str, detail: str) -> BackboneMeta:
-        return BackboneMeta(backbone=self.name, generative=False, operation=operation,  # type: ignore[arg-type]
-                            note=f"{FALLBACK} ({self.reason}): {detail}")
+    def _meta(self, operation: Operation, detail: str) -> BackboneMeta:
+        return BackboneMeta(backbone=self.name, generative=False, operation=operation, note=f"{FALLBACK} ({self.reason}): {detail}")
 
     def refine(
         self,

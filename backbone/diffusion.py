@@ -24,7 +24,7 @@ from backbone.adapters import Adapters, StepCallback, Weight
 from backbone.classical import ClassicalBackbone
 from backbone.pipelines import PipelineKind, detect_kind, kind_named
 from backbone.pixels import alpha_of, blend, keep_exact, resize, to_uint8, working_size
-from tools.backbone import BackboneConfig, BackboneError, BackboneMeta, Progress
+from tools.backbone import BackboneConfig, BackboneError, BackboneMeta, Operation, Progress
 from tools.values import Image, Mask
 
 CONTROLNET_KINDS = {"sdxl-inpaint": "StableDiffusionXLControlNetInpaintPipeline"}  # kind -> its ControlNet refiner
@@ -139,7 +139,7 @@ class DiffusersBackbone:
     def _size(self, height: int, width: int) -> tuple[int, int]:
         return working_size(height, width, self.config.resolution or self.kind.resolution, self.kind.multiple)
 
-    def _meta(self, operation: str, seed: int, adapters: dict[str, Weight] | None, detail: str) -> BackboneMeta:
+    def _meta(self, operation: Operation, seed: int, adapters: dict[str, Weight] | None, detail: str) -> BackboneMeta:
         note = f"diffusers {self.kind.name} from {self.source}, seed {seed}, {detail}"
         if adapters:
             note += ", LoRA " + ", ".join(f"{n}={w}" for n, w in sorted(adapters.items()))
@@ -147,7 +147,7 @@ class DiffusersBackbone:
             note += f", Canny ControlNet {self.controlnet[0]} at {self.config.controlnet_scale:g}"
         if self._placement:
             note += f" ({self._placement})"
-        return BackboneMeta(backbone=self.name, generative=True, operation=operation, note=note,  # type: ignore[arg-type]
+        return BackboneMeta(backbone=self.name, generative=True, operation=operation, note=note,
                             pipeline=self.kind.name, weights=self.source, seed=seed, adapters=dict(adapters or {}))
 
     def _out_of_memory(self) -> BackboneError:
@@ -178,7 +178,7 @@ class DiffusersBackbone:
         pipes = {self.kind.load: base}
         for name in {self.kind.refine, self.kind.inpaint, self.kind.edit} - {None, self.kind.load}:
             # from_pipe shares the modules; without a dtype it would cast the shared modules to float32.
-            pipes[name] = getattr(diffusers, name).from_pipe(base, dtype=base.dtype)  # type: ignore[arg-type]
+            pipes[name] = getattr(diffusers, name).from_pipe(base, dtype=base.dtype)
         if self.controlnet:
             # Refine only: an inpaint that must draw something new should not be held to the old content's edges.
             where, local = self.controlnet

@@ -23,6 +23,7 @@ from tools.values import Image, Mask
 
 ENTRY_POINT_GROUP = "banana.backbones"
 Progress = Callable[[float, str], None]  # (fraction done, message); ToolContext.progress fits
+Operation = Literal["refine", "inpaint", "edit"]
 
 
 class BackboneConfig(BaseModel):
@@ -78,7 +79,7 @@ class BackboneMeta(BaseModel):
 
     backbone: str = Field(description="what really ran: 'classical' or 'diffusers'")
     generative: bool
-    operation: Literal["refine", "inpaint", "edit"]
+    operation: Operation
     note: str = Field(description="one line for people, e.g. 'classical fallback (no diffusion weights configured)'")
     pipeline: str | None = None
     weights: str | None = None
