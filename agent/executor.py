@@ -150,6 +150,8 @@ class ResultCache:
 def cache_key(spec: ToolSpec, literals: dict[str, Any], ports: dict[str, Value]) -> str:
     h = hashlib.blake2b(digest_size=20)
     h.update(f"{spec.name}@{spec.version}".encode())
+    if spec.salt is not None:
+        h.update(spec.salt().encode())
     h.update(json.dumps(literals, sort_keys=True, default=str).encode())
     for name in sorted(ports):
         h.update(f"|{name}={ports[name].content_hash}".encode())

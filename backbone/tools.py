@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from tools.backbone import get_backbone
+from tools.backbone import fingerprint, get_backbone
 from tools.spec import Resources, ToolContext, tool
 from tools.values import Image, Mask
 
@@ -15,7 +15,7 @@ AdapterWeight = Annotated[float, Field(ge=-2.0, le=2.0)]
 
 
 # memory_mb: SD 1.5 in fp16 (~4 GB); SDXL needs ~10 GB and FLUX.1 Kontext ~24 GB (README, Backbone).
-@tool(role="finalize", resources=Resources(device="gpu", memory_mb=4096, serial=True))
+@tool(role="finalize", resources=Resources(device="gpu", memory_mb=4096, serial=True), salt=fingerprint)
 def refine(
     image: Image,
     keep: Mask | None = None,

@@ -12,6 +12,7 @@ from pydantic import Field
 from experts.colors import parse_color
 from experts.imaging import composite, diagonal, fit_mask, luminance, to_float, to_image
 from experts.objects import generative_backbone
+from tools.backbone import fingerprint
 from tools.spec import Resources, tool
 from tools.values import Image, Mask
 
@@ -82,7 +83,7 @@ def faded_background(rgb: np.ndarray, background: np.ndarray, sigma: float) -> n
     return grey + (soft - grey) * 0.3
 
 
-@tool(role="background", resources=Resources(memory_mb=50), one_of=[["color", "prompt", "file"]])
+@tool(role="background", resources=Resources(memory_mb=50), one_of=[["color", "prompt", "file"]], salt=fingerprint)
 def replace_background(
     image: Image,
     mask: Mask,

@@ -19,7 +19,7 @@ from pydantic import Field
 from experts.colors import lab_to_linear, linear_to_srgb, parse_color, rgb_to_lab
 from experts.imaging import composite, fit_mask, to_float, to_image
 from experts.manager import choose, implements, model
-from tools.backbone import Backbone, BackboneError, get_backbone
+from tools.backbone import Backbone, BackboneError, fingerprint, get_backbone
 from tools.spec import Resources, tool
 from tools.values import Image, Mask
 
@@ -196,7 +196,7 @@ def generative_backbone() -> tuple[Backbone | None, str]:
     return backbone, ""
 
 
-@tool(role="object", resources=Resources(device="gpu", memory_mb=50))
+@tool(role="object", resources=Resources(device="gpu", memory_mb=50), salt=fingerprint)
 def replace(image: Image, mask: Mask, *, prompt: Annotated[str, Field(min_length=1, max_length=200)]) -> Image:
     """Replace what the mask selects with something described by the prompt (needs a generative backbone)."""
     hole = hole_for(mask, image, "replace")

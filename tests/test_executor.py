@@ -149,6 +149,22 @@ def test_disk_cache_survives_a_new_executor(tmp_path):
     assert result.output.pixels[0, 0, 0] == 107
 
 
+def test_salt_separates_cache_entries():
+    """A tool whose results depend on configuration (e.g. the backbone) re-runs when it changes."""
+    setting = {"value": "a"}
+    salted = tool(role="style", name="salted", salt=lambda: setting["value"])(shift.fn)
+    reg = Registry([salted])
+    valid = validate({"version": 1, "nodes": [n("s", "salted", image="$input")], "output": "$s"}, reg)
+    ex = Executor(reg, cache=ResultCache())
+    CALLS.clear()
+    ex.run(valid, {"input": IMG})
+    ex.run(valid, {"input": IMG})
+    assert CALLS["shift"] == 1
+    setting["value"] = "b"
+    ex.run(valid, {"input": IMG})
+    assert CALLS["shift"] == 2
+
+
 def test_memory_cache_is_bounded():
     cache = ResultCache(max_bytes=IMG.nbytes * 2)
     for i in range(5):

@@ -16,6 +16,11 @@ def test_image_roundtrip_and_hash(tmp_path, astronaut):
     assert Image(px).content_hash != astronaut.content_hash
 
 
+def test_image_meta_travels_in_the_png(tmp_path, astronaut):
+    tagged = Image(astronaut.pixels, meta={"backbone": "classical", "generative": False})
+    assert Image.load(tagged.save(tmp_path / "m.png")).meta == {"backbone": "classical", "generative": False}
+
+
 def test_image_is_read_only(astronaut):
     with pytest.raises(ValueError):
         astronaut.pixels[0, 0, 0] = 0

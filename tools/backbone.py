@@ -138,6 +138,7 @@ class BackboneError(RuntimeError):
 
 _lock = threading.Lock()
 _current: Backbone | None = None
+_current_key: str | None = None  # what the current backbone was built from (see fingerprint)
 
 
 def load_backbone(config: BackboneConfig) -> Backbone:
@@ -151,15 +152,25 @@ def load_backbone(config: BackboneConfig) -> Backbone:
 
 def get_backbone() -> Backbone:
     """The process's backbone (built on first use from the environment's config)."""
-    global _current
+    global _current, _current_key
     with _lock:
         if _current is None:
-            _current = load_backbone(BackboneConfig.from_env())
+            config = BackboneConfig.from_env()
+            _current, _current_key = load_backbone(config), config.model_dump_json()
         return _current
 
 
 def set_backbone(backbone: Backbone | None) -> None:
     """Install a backbone for this process (None: rebuild from config on next use)."""
-    global _current
+    global _current, _current_key
     with _lock:
         _current = backbone
+        _current_key = None if backbone is None else f"{type(backbone).__qualname__}@{id(backbone)}"
+
+
+def fingerprint() -> str:
+    """What backbone results depend on, without loading one: a cache-key salt for tools that call it."""
+    with _lock:
+        if _current_key is not None:
+            return _current_key
+    return BackboneConfig.from_env().model_dump_json()

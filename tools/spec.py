@@ -101,6 +101,7 @@ class ToolSpec(BaseModel):
     version: str = "1"
     one_of: list[list[str]] = Field(default_factory=list, description="groups of ports/args of which exactly one is given")
     fn: Callable[..., Value] = Field(exclude=True, repr=False)
+    salt: Callable[[], str] | None = Field(default=None, exclude=True, repr=False)
     wants_context: bool = Field(default=False, exclude=True)
 
     @property
@@ -170,11 +171,14 @@ def tool(
     resources: Resources | None = None,
     version: str = "1",
     one_of: list[list[str]] | None = None,
+    salt: Callable[[], str] | None = None,
 ) -> Callable[[Callable[..., Value]], ToolSpec]:
     """Turn a typed function into a :class:`ToolSpec` (see the module docstring).
 
     ``one_of`` names groups of ports/args of which a call must give exactly one
     (e.g. crop's boxes / box / aspect); the validator checks it before anything runs.
+    ``salt`` returns what results depend on beyond the inputs (e.g. which backbone
+    is configured); the executor's cache key includes it.
     """
 
     def wrap(fn: Callable[..., Value]) -> ToolSpec:
@@ -227,6 +231,7 @@ def tool(
             resources=resources or Resources(),
             version=version,
             fn=fn,
+            salt=salt,
             wants_context=wants_context,
         )
 

@@ -17,6 +17,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image as PILImage
+from PIL.PngImagePlugin import PngInfo
+
+META_KEY = "banana:meta"
 
 
 class Value:
@@ -94,8 +97,13 @@ class Image(Value):
         return int(self.pixels.nbytes)
 
     def save(self, path: str | Path) -> Path:
+        """PNG (or what the suffix says); ``meta`` travels in a PNG text chunk."""
         path = Path(path)
-        PILImage.fromarray(self.pixels).save(path)
+        info = None
+        if self.meta and path.suffix.lower() == ".png":
+            info = PngInfo()
+            info.add_text(META_KEY, json.dumps(self.meta, default=str))
+        PILImage.fromarray(self.pixels).save(path, pnginfo=info)
         return path
 
     @classmethod
@@ -105,7 +113,8 @@ class Image(Value):
             raise FileNotFoundError(f"no image at {path}")
         try:
             with PILImage.open(path) as im:
-                return cls(np.asarray(im.convert("RGB")))
+                meta = json.loads(im.text[META_KEY]) if META_KEY in getattr(im, "text", {}) else {}
+                return cls(np.asarray(im.convert("RGB")), meta=meta)
         except PILImage.UnidentifiedImageError as exc:
             raise ValueError(f"{path} is not an image file PIL can read") from exc
 
