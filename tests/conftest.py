@@ -28,3 +28,11 @@ def astronaut() -> Image:
 @pytest.fixture(scope="session")
 def photos() -> dict[str, Image]:
     return {n: sample(n) for n in ("astronaut", "coffee", "chelsea", "china", "flower", "grace_hopper")}
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory):
+    """A real diffusers backbone on a tiny random pipeline, built once per session."""
+    from tests.backbones import tiny_diffusion
+
+    return tiny_diffusion(tmp_path_factory.mktemp("tiny-backbone"))
