@@ -29,9 +29,11 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/python -c 'from agent.planner.model import base_model_dir; base_model_dir(print)'
 	@touch $(STAMP)
 
+DEMO_INSTRUCTION ?= blur the background behind the astronaut a bit, then make it warmer
+
 demo: $(STAMP)
 	@mkdir -p out
-	$(BIN)/banana run examples/vignette.json --input sample:astronaut -o out/demo.png
+	$(BIN)/banana edit sample:astronaut "$(DEMO_INSTRUCTION)" -o out/demo.png --save-program out/demo.json
 
 test: $(STAMP)
 	$(BIN)/ruff check .

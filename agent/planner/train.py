@@ -176,7 +176,10 @@ def train(cfg: TrainConfig, registry: Registry, say: Callable[[str], None] = pri
                 f"{seen / max(elapsed, 1e-9):.2f} ex/s  {elapsed / 60:.1f} min")
     seconds = time.perf_counter() - start
     save_adapter(model, cfg.out)
-    report = TrainReport(config=json.loads(cfg.model_dump_json()), examples_seen=seen, steps=len(losses), seconds=seconds,
+    config = json.loads(cfg.model_dump_json())
+    if cfg.out.resolve().is_relative_to(Path.cwd()):
+        config["out"] = str(cfg.out.resolve().relative_to(Path.cwd()))
+    report = TrainReport(config=config, examples_seen=seen, steps=len(losses), seconds=seconds,
                          examples_per_second=seen / max(seconds, 1e-9), first_loss=losses[0] if losses else float("nan"),
                          final_loss=sum(losses[-25:]) / max(len(losses[-25:]), 1), stopped_by=stopped_by)
     (cfg.out / "training.json").write_text(report.model_dump_json(indent=2) + "\n")
