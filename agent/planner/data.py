@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -121,6 +122,22 @@ TONE = {
                      ["cool down", "add a cool tone to", "give a cold tint to", "reduce the warmth of", "cool off"]),
 }
 ORDER = ["brightness", "contrast", "saturation", "warmth"]
+TONE_NOUNS = {
+    ("brightness", 1): ["more brightness", "more light", "a brighter look", "more exposure"],
+    ("brightness", -1): ["less brightness", "less light", "a darker look", "less exposure"],
+    ("contrast", 1): ["more contrast", "higher contrast", "extra contrast"],
+    ("contrast", -1): ["less contrast", "lower contrast", "a flatter look"],
+    ("saturation", 1): ["more saturation", "more color", "more colour", "richer colors", "more vibrance"],
+    ("saturation", -1): ["less saturation", "less color", "less colour", "muted colors", "softer colours"],
+    ("warmth", 1): ["warmer tones", "a warmer tone", "warmer colors", "more warmth", "warmer colours"],
+    ("warmth", -1): ["cooler tones", "a cooler tone", "colder colors", "less warmth", "cooler colours"],
+}
+NEUTRAL = ["leave the rest alone", "don't change anything else", "keep everything else as is", "nothing else",
+           "it's for my linkedin", "it's for instagram", "this is for a client", "for my portfolio", "thanks in advance",
+           "the rest is fine", "don't touch anything else", "it's a photo from my trip", "this is my favourite shot",
+           "i took this yesterday", "it's for a birthday card", "keep it natural"]
+SUBJECT_NEUTRAL = ["keep {s} sharp", "i want all the focus on {s}", "{s} should stay sharp", "keep {s} in focus",
+                   "leave {s} alone", "don't touch {s}", "this is {s}"]
 GRAYSCALE = ["black and white", "grayscale", "greyscale", "monochrome", "b&w", "black & white", "bw", "gray scale"]
 
 PREFIX = [""] * 14 + ["please ", "pls ", "can you ", "could you ", "could you please ", "would you ", "i want to ",
@@ -151,7 +168,7 @@ class Generator:
             (9, self.background_replace), (12, self.tone), (4, self.grayscale), (5, self.local_tone),
             (6, self.remove), (6, self.recolor), (4, self.replace), (7, self.stylize), (2, self.local_stylize),
             (4, self.upscale), (4, self.crop_aspect), (3, self.crop_face), (2, self.crop_object), (4, self.identity),
-            (2, self.refine),
+            (3, self.refine), (2, self.crop_box), (4, self.tone_noun),
         ]
 
     # -------------------------------------------------------------- helpers
@@ -226,10 +243,12 @@ class Generator:
             "blur the background{post}", "{pre}blur the background", "make the background {pre}blurry",
             "defocus the background{post}", "blur the bg{post}", "add a {pre}background blur", "blur the backdrop{post}",
             "i want a {pre}blurry background", "out-of-focus background{post}",
+            "blur the background{post}, keep {s} sharp", "{pre}blur the background, i want all the focus on {s}",
+            "make the background behind {s} {pre}blurry, keep {s} sharp", "blur the background{post} so {s} stands out",
         ])
         if "{s}" not in t:
             is_person = False
-        text, amount = self.render(t, amount, 0.5, pre, post, s=subj)
+        text, amount = self.render(t.replace("{s}", subj), amount, 0.5, pre, post)
         if is_person:
             steps = ['segment target="person"', "invert", f"blur amount={_fmt(amount)}"]
         else:
@@ -280,6 +299,8 @@ class Generator:
                 "make the background {c}", "change the background to {c}", "replace the background with {c}",
                 "{c} background please", "put it on a {c} background", "set the backdrop to {c}",
                 "remove the background and fill it with {c}", "new background: {c}",
+                "cut out {s} and put it on a {c} background", "isolate {s} on {c}", "put {s} on a plain {c} background",
+                "cut {s} out onto a {c} backdrop",
             ])
             arg, copied = f"color={_q(c)}", [c]
         elif kind == "gradient":
@@ -354,7 +375,7 @@ class Generator:
         return Clause(t.format(g=g), ["adjust saturation=-1.0"], "grayscale", [tid])
 
     def local_tone(self) -> Clause:
-        values, comps, _ = self._tone_parts(1)
+        values, comps, verbs = self._tone_parts(1)
         kind = self.rng.choice(["region", "object", "background", "except"])
         if kind == "region":
             target = self.rng.choice(list(REGIONS))
@@ -375,9 +396,31 @@ class Generator:
             g = self.rng.choice(GRAYSCALE)
             tid, t = self.pick("local_gray", ["make {w} {g}", "turn {w} {g}", "{w} in {g}", "only {w} should be {g}"])
             return Clause(t.format(w=where, g=g), [*seg, "adjust saturation=-1.0"], "local_tone", [tid], [where])
+        if self.rng.random() < 0.45:
+            (attr,) = values
+            verb, pre, post = verbs[0]  # type: ignore[misc]
+            tid, t = self.pick("local_tone_verb", ["{v} only {w}{post}", "{pre}{v} {w}", "just {v} {w}{post}", "{v} {w} only{post}",
+                                                   "{v} {w} and nothing else{post}", "only {v} {w}{post}"])
+            text, amount = self.render(t, abs(values[attr]), 0.4, pre, post, v=verb, w=where)
+            values[attr] = amount if values[attr] > 0 else -amount
+            return Clause(text, [*seg, self._adjust(values)], "local_tone", [tid], [where])
         tid, t = self.pick("local_tone", ["make {w} {c}", "make only {w} {c}", "{w} should be {c}", "i want {w} {c}",
                                           "just make {w} {c}", "can you make {w} {c}", "{c} {w} only", "make {w} look {c}"])
         return Clause(t.format(w=where, c=comps[0]), [*seg, self._adjust(values)], "local_tone", [tid], [where])
+
+    def tone_noun(self) -> Clause:
+        """'warmer tones, just a touch', 'more contrast please'."""
+        attr, sign = self.rng.choice(list(TONE_NOUNS))
+        amount, pre, post = self.strength()
+        tid, t = self.pick("tone_noun", ["{n}{post}", "{n} please{post}", "give it {pre}{n}", "i want {pre}{n}", "add {pre}{n}",
+                                         "{pre}{n}", "{n}, {post2}", "a bit of {n}", "needs {pre}{n}"])
+        if "{post2}" in t:
+            t = t.replace("{post2}", "{post}").replace(", {post}", ",{post}")
+        if t.startswith("a bit of"):
+            text, amount = t.format(n=self.rng.choice(TONE_NOUNS[(attr, sign)])), 0.2
+        else:
+            text, amount = self.render(t, amount, 0.4, pre, post, n=self.rng.choice(TONE_NOUNS[(attr, sign)]))
+        return Clause(text, [self._adjust({attr: sign * amount})], "tone", [tid])
 
     def remove(self) -> Clause:
         phrase, target = self.obj()
@@ -423,6 +466,7 @@ class Generator:
     def stylize(self) -> Clause:
         style = self.rng.choice(STYLES)
         word, step = self._style_steps(style)
+        shown = string.capwords(style) if self.rng.random() < 0.25 else style  # 'Van Gogh' is still style "van gogh"
         if word:
             tid, t = self.pick("stylize_strength", ["give it {w} {st} look", "apply {w} {st} effect", "add {w} {st} style",
                                                     "{w} {st} filter please"])
@@ -433,7 +477,7 @@ class Generator:
                 "redo it as {st}", "render it as {st}", "{st} effect please", "make it {st} style", "paint it like {st}",
                 "make the photo look like {st}", "transform it into {st}", "style it like {st}", "{st}-ify it",
             ])
-        return Clause(t.format(st=style, w=word), [step], "stylize", [tid], [style])
+        return Clause(t.format(st=shown, w=word), [step], "stylize", [tid], [shown])
 
     def local_stylize(self) -> Clause:
         style = self.rng.choice(STYLES)
@@ -508,12 +552,23 @@ class Generator:
         return Clause(t.format(c=c), ['segment target="hair"', f"recolor color={_q(c)}"], "recolor", [tid], [c])
 
     def refine(self) -> Clause:
-        tid, t = self.pick("refine", [
-            "clean it up", "make it look natural", "finalize it", "polish it", "give it a final touch-up",
-            "make it look more realistic", "smooth out the edits", "harmonize it", "blend the edit in", "make it seamless",
-            "touch it up", "make it look less fake", "finish it off", "tidy it up so it looks real",
-        ])
+        phrases = ["clean it up", "make it look natural", "finalize it", "polish it", "give it a final touch-up",
+                   "make it look more realistic", "smooth out the edits", "harmonize it", "blend the edit in", "make it seamless",
+                   "touch it up", "make it look less fake", "finish it off", "tidy it up so it looks real", "finalize this"]
+        tid, t = self.pick("refine", phrases)
+        if self.rng.random() < 0.3:  # two ways of saying the same thing are still one step
+            t = f"{t} and {self.rng.choice([p for p in phrases if p != t])}"
         return Clause(t, ["refine"], "refine", [tid])
+
+    def crop_box(self) -> Clause:
+        x0, x1 = sorted(self.rng.sample(range(0, 2000, 10), 2))
+        y0, y1 = sorted(self.rng.sample(range(0, 1500, 10), 2))
+        tid, t = self.pick("crop_box", [
+            "crop to the box from ({x0}, {y0}) to ({x1}, {y1})", "crop to x {x0}-{x1}, y {y0}-{y1}", "crop [{x0}, {y0}, {x1}, {y1}]",
+            "crop the region {x0},{y0} to {x1},{y1}", "cut out the rectangle from ({x0},{y0}) to ({x1},{y1})",
+            "crop from {x0},{y0} to {x1},{y1}", "keep only the area between ({x0}, {y0}) and ({x1}, {y1})",
+        ])
+        return Clause(t.format(x0=x0, y0=y0, x1=x1, y1=y1), [f"crop box=[{x0},{y0},{x1},{y1}]"], "crop_box", [tid])
 
     # -------------------------------------------------------------- examples
 
@@ -530,6 +585,8 @@ class Generator:
         for c in clauses[1:]:
             text += self.rng.choice(CONNECT) + c.text
         copied = [w for c in clauses for w in c.copied]
+        if self.rng.random() < 0.12:  # context that asks for no step
+            text += self.rng.choice([", ", ". ", " - "]) + self.rng.choice(NEUTRAL)
         text = self.noise(self.rng.choice(PREFIX) + text + self.rng.choice(SUFFIX), copied)
         steps = [s for c in clauses for s in c.steps]
         templates = [t for c in clauses for t in c.templates]
