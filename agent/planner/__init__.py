@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 from agent.planner.base import Attempt, Backend, Plan, Planner, PlanningError, PlanRequest
@@ -21,7 +22,8 @@ def make_planner(
     max_repairs: int = 2,
     say: Callable[[str], None] = lambda _: None,
 ) -> Planner:
-    """The configured planner: embedded by default; ``BANANA_PLANNER=server`` + ``BANANA_PLANNER_URL`` for vLLM."""
+    """The configured planner: embedded by default (``BANANA_PLANNER_ADAPTER`` picks another trained adapter);
+    ``BANANA_PLANNER=server`` + ``BANANA_PLANNER_URL`` for vLLM."""
     backend = backend or os.environ.get("BANANA_PLANNER", "embedded")  # type: ignore[assignment]
     if backend == "server":
         from agent.planner.http import ServerBackend, ServerConfig
@@ -36,8 +38,10 @@ def make_planner(
     if backend != "embedded":
         raise ValueError(f"unknown planner backend {backend!r}; use 'embedded' or 'server'")
     from agent.planner.embedded import EmbeddedBackend
+    from agent.planner.model import ADAPTER_DIR
 
-    return Planner(EmbeddedBackend(registry, say=say), registry, max_repairs)
+    adapter = Path(os.environ.get("BANANA_PLANNER_ADAPTER", ADAPTER_DIR))
+    return Planner(EmbeddedBackend(registry, adapter=adapter, say=say), registry, max_repairs)
 
 
 __all__ = ["Attempt", "Backend", "Plan", "PlanRequest", "Planner", "PlanningError", "make_planner"]
