@@ -127,6 +127,23 @@ def timing_table(valid: ValidProgram, result: RunResult) -> Table:
     return table
 
 
+def execute(registry: Registry, valid: ValidProgram, images: dict[str, Image], output: Path, quiet: bool,
+            cache: ResultCache | None = None) -> None:
+    """Run a validated program, report timings, backbone notes and failures, write the output (exit 1 on failure)."""
+    with Executor(registry, cache=cache) as executor:
+        result = run_with_progress(executor, valid, images, quiet)
+    if not quiet:
+        console.print(timing_table(valid, result))
+    print_backbone_notes(valid, result)
+    for failure in result.failures.values():
+        console.print(f"[red]{failure.kind}:[/red] {failure.error}", highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    result.output.save(output)
+    console.print(f"wrote {output}")
+
+
 @app.command("run")
 def run_cmd(
     program: Annotated[Path, typer.Argument(help="program JSON file")],
@@ -145,18 +162,7 @@ def run_cmd(
         except (OSError, ValueError, KeyError) as exc:
             console.print(f"[red]error:[/red] --input {path}: {exc}")
             raise typer.Exit(2) from None
-    with Executor(registry, cache=ResultCache(disk=cache_dir)) as executor:
-        result = run_with_progress(executor, valid, images, quiet)
-    if not quiet:
-        console.print(timing_table(valid, result))
-    print_backbone_notes(valid, result)
-    for failure in result.failures.values():
-        console.print(f"[red]{failure.kind}:[/red] {failure.error}", highlight=False)
-    if not result.ok:
-        raise typer.Exit(1)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    result.output.save(output)
-    console.print(f"wrote {output}")
+    execute(registry, valid, images, output, quiet, ResultCache(disk=cache_dir))
 
 
 # ---------------------------------------------------------------- planning
@@ -248,19 +254,7 @@ def edit_cmd(
     console.print(escape(plan.attempts[-1].text), highlight=False)
     if save_program:
         save_program.write_text(plan.program.to_json(indent=2) + "\n")
-    valid = validate(plan.program, registry)
-    with Executor(registry) as executor:
-        result = run_with_progress(executor, valid, {"input": picture}, quiet)
-    if not quiet:
-        console.print(timing_table(valid, result))
-    print_backbone_notes(valid, result)
-    for failure in result.failures.values():
-        console.print(f"[red]{failure.kind}:[/red] {failure.error}", highlight=False)
-    if not result.ok:
-        raise typer.Exit(1)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    result.output.save(output)
-    console.print(f"wrote {output}")
+    execute(registry, validate(plan.program, registry), {"input": picture}, output, quiet)
 
 
 planner_app = typer.Typer(no_args_is_help=True, help="Train the embedded planner.")
