@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/python -c 'from agent.planner.model import base_model_dir; base_model_dir(print)'
 	@touch $(STAMP)
 
-DEMO_INSTRUCTION ?= blur the background behind the astronaut a bit, then make it warmer
+DEMO_INSTRUCTION ?= blur the background behind the astronaut, then make it warmer
 
 demo: $(STAMP)
 	@mkdir -p out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ class EmbeddedBackend:
                 raise FileNotFoundError(f"no planner adapter at {adapter}; train one with `banana planner train`")
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+            with warnings.catch_warnings():  # peft calls a transformers API deprecated for v6; not ours to fix
+                warnings.simplefilter("ignore", FutureWarning)
+                model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         self.model = model.eval()
         self.stop = im_end_id(self.tok)
         info = xgr.TokenizerInfo.from_huggingface(self.tok, vocab_size=self.model.config.vocab_size, stop_token_ids=[self.stop])
