@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -29,6 +30,7 @@ from tools.registry import Registry
 from tools.spec import Cancelled, ToolContext, ToolSpec
 from tools.values import Value, value_type
 
+log = logging.getLogger(__name__)
 EventKind = Literal["queued", "started", "progress", "finished", "cached", "failed", "skipped", "cancelled"]
 
 
@@ -147,14 +149,19 @@ class ResultCache:
         return len(self._items)
 
 
-def cache_key(spec: ToolSpec, literals: dict[str, Any], ports: dict[str, Value]) -> str:
+def cache_key(spec: ToolSpec, literals: dict[str, Any], port_keys: dict[str, str]) -> str:
+    """A node's key: its tool, version, salt and literals, and the *keys* of what feeds it.
+
+    Keys chain from the session inputs' content hashes (a Merkle chain), so a result
+    reloaded from disk in a slightly different form (a 16-bit mask) still matches.
+    """
     h = hashlib.blake2b(digest_size=20)
     h.update(f"{spec.name}@{spec.version}".encode())
     if spec.salt is not None:
         h.update(spec.salt().encode())
     h.update(json.dumps(literals, sort_keys=True, default=str).encode())
-    for name in sorted(ports):
-        h.update(f"|{name}={ports[name].content_hash}".encode())
+    for name in sorted(port_keys):
+        h.update(f"|{name}={port_keys[name]}".encode())
     return h.hexdigest()
 
 
@@ -227,6 +234,7 @@ class Executor:
         nodes = {n.id: n for n in program.nodes}
         result = RunResult(output_id=valid.output)
         values: dict[str, Value] = dict(inputs)
+        keys: dict[str, str] = {name: f"input:{v.content_hash}" for name, v in inputs.items()}
         deps = {n: {p for p in valid.graph.predecessors(n)} for n in valid.order}
         waiting = set(valid.order)
         running: dict[Future[tuple[Value, float]], str] = {}
@@ -234,12 +242,13 @@ class Executor:
         for n in valid.order:
             emit("queued", n, nodes[n].tool)
 
-        def prepare(node_id: str) -> tuple[ToolSpec, dict[str, Value], dict[str, Any]]:
+        def prepare(node_id: str) -> tuple[ToolSpec, dict[str, Value], dict[str, Any], str]:
             node = nodes[node_id]
             spec = self.registry.get(node.tool)
-            ports = {k: values[ref_name(v)] for k, v in node.args.items() if k in spec.inputs and is_ref(v)}
+            refs = {k: ref_name(v) for k, v in node.args.items() if k in spec.inputs and is_ref(v)}
             literals = spec.args_model.model_validate({k: v for k, v in node.args.items() if k in spec.arg_names}).model_dump()
-            return spec, ports, literals
+            key = cache_key(spec, literals, {k: keys[r] for k, r in refs.items()})
+            return spec, {k: values[r] for k, r in refs.items()}, literals, key
 
         def call(node_id: str, spec: ToolSpec, ports: dict[str, Value], literals: dict[str, Any]) -> tuple[Value, float]:
             device = resolve_device(spec)
@@ -281,9 +290,14 @@ class Executor:
                 if cancel.is_set():
                     fail(n, "cancelled", f"node {n!r} was cancelled before it started")
                     continue
-                spec, ports, literals = prepare(n)
-                key = cache_key(spec, literals, ports)
-                hit = self.cache.get(key)
+                try:
+                    spec, ports, literals, key = prepare(n)
+                    keys[n] = key
+                    hit = self.cache.get(key)
+                except Exception as exc:  # configuration (e.g. a backbone salt) or a cache read: this node fails, not the run
+                    fail(n, "failed", f"node {n!r} ({nodes[n].tool}) could not start: {type(exc).__name__}: {exc}")
+                    skip_dependants(n)
+                    continue
                 if hit is not None:
                     values[n] = result.outputs[n] = hit
                     result.cached.add(n)
@@ -313,7 +327,10 @@ class Executor:
                 values[n] = result.outputs[n] = out
                 result.timings[n] = elapsed
                 result.executed.append(n)
-                self.cache.put(fut.key, out)  # type: ignore[attr-defined]
+                try:
+                    self.cache.put(fut.key, out)  # type: ignore[attr-defined]
+                except OSError as exc:  # a full or read-only cache folder must not lose the result
+                    log.warning("could not cache node %r: %s", n, exc)
                 emit("finished", n, nodes[n].tool, elapsed=elapsed)
         for n in sorted(waiting):
             fail(n, "cancelled" if cancel.is_set() else "skipped", f"node {n!r} did not run")

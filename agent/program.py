@@ -215,6 +215,9 @@ def validate(
     out = program.output
     if not is_ref(out) or not REF_RE.match(out):
         problems.append(Problem(where="output", message=f"output must be a reference like \"$node_id\", got {out!r}"))
+    elif ref_name(out) in inputs:
+        problems.append(Problem(where="output", message=f"output {out} is a session input, not a result; "
+                                "end with a tool that edits it"))
     elif ref_name(out) not in known:
         problems.append(Problem(where="output", message=f"output {out} names no node{_near(ref_name(out), known)}"))
     elif types.get(ref_name(out)) not in (None, "Image"):

@@ -13,7 +13,7 @@ from agent.executor import Executor, NodeEvent, ResultCache, RunError
 from agent.program import validate
 from tools.registry import Registry
 from tools.spec import Resources, ToolContext, tool
-from tools.values import Image
+from tools.values import Image, Mask
 
 CALLS: Counter[str] = Counter()
 
@@ -36,17 +36,29 @@ def merge(a: Image, b: Image) -> Image:
     return Image(((a.pixels.astype(int) + b.pixels.astype(int)) // 2).astype(np.uint8))
 
 
+MEET = threading.Barrier(2, timeout=10)
+
+
 @tool(role="style")
-def sleepy(image: Image, *, seconds: float = 0.2, tag: str = "") -> Image:
-    """Wait, then return the picture."""
-    time.sleep(seconds)
+def rendezvous(image: Image, *, tag: str = "") -> Image:
+    """Returns only once two of these run at the same time (a broken barrier fails the node)."""
+    MEET.wait()
     return image
 
 
+ON_DEVICE = {"now": 0, "most": 0}
+DEVICE_LOCK = threading.Lock()
+
+
 @tool(role="style", resources=Resources(device="gpu"))
-def gpu_sleepy(image: Image, *, seconds: float = 0.2, tag: str = "") -> Image:
-    """Wait on the 'GPU', then return the picture."""
-    time.sleep(seconds)
+def gpu_work(image: Image, *, tag: str = "") -> Image:
+    """Counts how many of these hold the 'GPU' at once."""
+    with DEVICE_LOCK:
+        ON_DEVICE["now"] += 1
+        ON_DEVICE["most"] = max(ON_DEVICE["most"], ON_DEVICE["now"])
+    time.sleep(0.05)
+    with DEVICE_LOCK:
+        ON_DEVICE["now"] -= 1
     return image
 
 
@@ -65,7 +77,21 @@ def patient(image: Image, *, steps: int = 200, ctx: ToolContext) -> Image:
     return image
 
 
-REG = Registry([shift, merge, sleepy, gpu_sleepy, boom, patient])
+@tool(role="mask")
+def thirds(image: Image) -> Mask:
+    """A soft mask whose values a 16-bit PNG cannot hold exactly."""
+    CALLS["thirds"] += 1
+    return Mask(np.full((image.height, image.width), 1 / 3, np.float32))
+
+
+@tool(role="style")
+def masked(image: Image, mask: Mask) -> Image:
+    """Darken where the mask is set."""
+    CALLS["masked"] += 1
+    return Image((image.pixels * (1 - mask.alpha[..., None] / 2)).astype(np.uint8))
+
+
+REG = Registry([shift, merge, rendezvous, gpu_work, boom, patient, thirds, masked])
 IMG = Image(np.full((8, 8, 3), 100, np.uint8))
 
 
@@ -93,27 +119,20 @@ def test_dependency_order_and_values():
     assert started.index("a") < started.index("b") < started.index("c")
 
 
-def test_independent_branches_overlap():
-    valid = program(n("a", "sleepy", image="$input", seconds=0.3, tag="a"),
-                    n("b", "sleepy", image="$input", seconds=0.3, tag="b"), n("c", "merge", a="$a", b="$b"), output="$c")
-    _, events = run(valid)
-    span = {e.node: [None, None] for e in events}
-    for e in events:
-        if e.kind == "started":
-            span[e.node][0] = e.time
-        if e.kind == "finished":
-            span[e.node][1] = e.time
-    assert span["a"][0] < span["b"][1] and span["b"][0] < span["a"][1], "branches did not run concurrently"
+def test_independent_branches_run_at_the_same_time():
+    MEET.reset()
+    valid = program(n("a", "rendezvous", image="$input", tag="a"), n("b", "rendezvous", image="$input", tag="b"),
+                    n("c", "merge", a="$a", b="$b"), output="$c")
+    result, _ = run(valid)
+    assert result.ok, result.failures  # each branch waited for the other: they overlapped
 
 
 def test_gpu_tools_are_serialised_per_device():
-    valid = program(n("a", "gpu_sleepy", image="$input", seconds=0.2, tag="a"),
-                    n("b", "gpu_sleepy", image="$input", seconds=0.2, tag="b"), n("c", "merge", a="$a", b="$b"), output="$c")
-    _, events = run(valid)
-    start = {e.node: e.time for e in events if e.kind == "started"}
-    end = {e.node: e.time for e in events if e.kind == "finished"}
-    first, second = sorted(["a", "b"], key=start.get)
-    assert start[second] >= end[first] - 1e-3, "two GPU tools ran at once on one device"
+    ON_DEVICE["most"] = 0
+    nodes = [n(f"g{i}", "gpu_work", image="$input", tag=str(i)) for i in range(4)]
+    joins = [n("j0", "merge", a="$g0", b="$g1"), n("j1", "merge", a="$g2", b="$g3"), n("j", "merge", a="$j0", b="$j1")]
+    result, _ = run(program(*nodes, *joins, output="$j"), Executor(REG, max_workers=4))
+    assert result.ok and ON_DEVICE["most"] == 1, "two GPU tools ran at once on one device"
 
 
 def test_cache_reruns_only_changed_node_and_dependants():
@@ -147,6 +166,30 @@ def test_disk_cache_survives_a_new_executor(tmp_path):
     result, _ = run(valid, Executor(REG, cache=ResultCache(disk=tmp_path)))
     assert CALLS["shift"] == 1 and result.cached == {"a"}
     assert result.output.pixels[0, 0, 0] == 107
+
+
+def test_disk_cache_chains_keys_so_reloaded_masks_still_hit(tmp_path):
+    """A mask reloaded from disk differs in the last bits; what depends on it must still be served from the cache."""
+    valid = program(n("m", "thirds", image="$input"), n("d", "masked", image="$input", mask="$m"), output="$d")
+    CALLS.clear()
+    first, _ = run(valid, Executor(REG, cache=ResultCache(disk=tmp_path)))
+    second, _ = run(valid, Executor(REG, cache=ResultCache(disk=tmp_path)))
+    assert CALLS == {"thirds": 1, "masked": 1}
+    assert second.cached == {"m", "d"}
+    assert np.array_equal(second.output.pixels, first.output.pixels)
+
+
+def test_a_node_that_cannot_start_fails_alone():
+    def broken_salt() -> str:
+        raise RuntimeError("BANANA_DEVICE='tpu' is not a device")
+
+    bad = tool(role="style", name="bad", salt=broken_salt)(shift.fn)
+    reg = Registry([bad, shift])
+    valid = validate({"version": 1, "nodes": [n("a", "bad", image="$input"), n("b", "shift", image="$input"),
+                                              n("c", "shift", image="$a")], "output": "$c"}, reg)
+    result = Executor(reg).run(valid, {"input": IMG})
+    assert result.failures["a"].error == "node 'a' (bad) could not start: RuntimeError: BANANA_DEVICE='tpu' is not a device"
+    assert result.failures["c"].kind == "skipped"
 
 
 def test_salt_separates_cache_entries():

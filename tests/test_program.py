@@ -128,6 +128,12 @@ def test_output_problems(registry):
     assert problems(prog(node, output="n0"), registry)[0].startswith("program, output: output must be a reference")
 
 
+def test_output_must_be_a_result(registry):
+    node = {"id": "n0", "tool": "blur", "args": {"image": "$input"}}
+    assert problems(prog(node, output="$input"), registry) == [
+        "program, output: output $input is a session input, not a result; end with a tool that edits it"]
+
+
 def test_size_limits(registry):
     nodes = [{"id": f"n{i}", "tool": "blur", "args": {"image": "$input"}} for i in range(MAX_NODES + 1)]
     assert f"program: the program has {MAX_NODES + 1} nodes; at most {MAX_NODES} are allowed" in problems(prog(*nodes), registry)
