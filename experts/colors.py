@@ -12,12 +12,16 @@ HEX = re.compile(r"^#?([0-9a-f]{6}|[0-9a-f]{3})$")
 EXAMPLES = ("purple", "red", "navy", "gold", "light blue", "dark green", "#ff8800")
 
 
+# Everyday names CSS lacks.
+EVERYDAY = {"mint": "#98ff98", "mustard": "#e1ad01", "burgundy": "#800020", "rust": "#b7410e", "emerald": "#50c878"}
+
+
 @cache
 def css_colors() -> dict[str, str]:
-    """CSS4 colour names (matplotlib's table) -> hex."""
+    """CSS4 colour names (matplotlib's table) plus a few everyday names -> hex."""
     from matplotlib.colors import CSS4_COLORS
 
-    return dict(CSS4_COLORS)
+    return {**CSS4_COLORS, **EVERYDAY}
 
 
 def _key(text: str) -> str:

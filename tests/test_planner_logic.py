@@ -20,6 +20,14 @@ def test_generated_examples_all_lower_and_validate(registry):
         check_examples(examples, registry)
 
 
+def test_every_generated_colour_is_one_recolor_understands():
+    from agent.planner.data import COLORS
+    from experts.colors import parse_color
+
+    for c in COLORS:
+        parse_color(c)  # raises ValueError naming the colour
+
+
 def test_generator_is_reproducible_and_varied():
     a = [e.instruction for e in Generator(seed=5).examples(300)]
     b = [e.instruction for e in Generator(seed=5).examples(300)]

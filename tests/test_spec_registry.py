@@ -101,3 +101,44 @@ def test_broken_plugin_names_itself():
     ep = EntryPoint(name="broken", value="no_such_module_xyz:thing", group="banana.tools")
     with pytest.raises(RegistryError, match=r"entry point 'broken'.*failed to import"):
         Registry().load_entry_points([ep])
+
+
+def test_context_parameter_may_have_any_name(astronaut):
+    seen = []
+
+    @tool(role="style")
+    def noted(image: Image, *, context: ToolContext) -> Image:
+        """Reports progress through a context named 'context'."""
+        context.progress(1.0, "done")
+        return image
+
+    noted(ToolContext(on_progress=lambda f, m: seen.append(m)), image=astronaut)
+    assert seen == ["done"]
+
+
+def test_ports_are_type_checked_by_name(astronaut):
+    with pytest.raises(TypeError, match="posterize: port 'image' takes Image, got Mask"):
+        posterize(image=Mask(astronaut.pixels[..., 0] > 0))
+    with pytest.raises(TypeError, match="posterize: missing port"):
+        posterize(levels=2)
+
+
+def test_module_plugins_register_only_what_they_list(tmp_path, monkeypatch):
+    (tmp_path / "reexporting.py").write_text(textwrap.dedent('''
+        from experts.masks import invert  # imported, not this plug-in's
+        from tools import Image, tool
+
+        __all__ = ["flip"]
+
+        @tool(role="style")
+        def flip(image: Image) -> Image:
+            """Flip the picture upside down."""
+            return Image(image.pixels[::-1])
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    reg = Registry()
+    reg.register_object(importlib.import_module("reexporting"), "test")
+    assert reg.names() == ["flip"]
+    sys.modules.pop("reexporting", None)

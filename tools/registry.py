@@ -50,7 +50,8 @@ class Registry:
         if isinstance(obj, ToolSpec):
             found = [obj]
         elif isinstance(obj, types.ModuleType):
-            found = [v for v in vars(obj).values() if isinstance(v, ToolSpec)]
+            names = getattr(obj, "__all__", None)  # a module that imports other tools lists its own in __all__
+            found = [v for k, v in vars(obj).items() if isinstance(v, ToolSpec) and (names is None or k in names)]
         elif isinstance(obj, (list, tuple)):
             found = list(obj)
         else:

@@ -102,7 +102,7 @@ class ToolSpec(BaseModel):
     one_of: list[list[str]] = Field(default_factory=list, description="groups of ports/args of which exactly one is given")
     fn: Callable[..., Value] = Field(exclude=True, repr=False)
     salt: Callable[[], str] | None = Field(default=None, exclude=True, repr=False)
-    wants_context: bool = Field(default=False, exclude=True)
+    context_param: str | None = Field(default=None, exclude=True, description="the parameter that receives the ToolContext")
 
     @property
     def arg_names(self) -> list[str]:
@@ -141,10 +141,17 @@ class ToolSpec(BaseModel):
         ctx = ctx or ToolContext()
         ports = {k: v for k, v in kwargs.items() if k in self.inputs}
         literals = {k: v for k, v in kwargs.items() if k not in self.inputs}
+        for name, value in ports.items():
+            want = self.inputs[name].type
+            if value is not None and getattr(value, "type_name", None) != want:
+                raise TypeError(f"{self.name}: port {name!r} takes {want}, got {type(value).__name__}")
+        missing = [p for p, spec in self.inputs.items() if spec.required and ports.get(p) is None]
+        if missing:
+            raise TypeError(f"{self.name}: missing port(s) {', '.join(missing)}")
         args = self.args_model.model_validate(literals)
         call = {**ports, **args.model_dump()}
-        if self.wants_context:
-            call["ctx"] = ctx
+        if self.context_param:
+            call[self.context_param] = ctx
         out = self.fn(**call)
         if not isinstance(out, Value) or out.type_name != self.output:
             raise TypeError(f"tool {self.name!r} must return {self.output}, returned {type(out).__name__}")
@@ -191,11 +198,11 @@ def tool(
         hints = typing.get_type_hints(fn, include_extras=True)
         inputs: dict[str, Port] = {}
         fields: dict[str, Any] = {}
-        wants_context = False
+        context_param = None
         for pname, param in inspect.signature(fn).parameters.items():
             ann = hints.get(pname, Any)
             if ann is ToolContext:
-                wants_context = True
+                context_param = pname
                 continue
             port = _port_type(ann)
             if port is not None:
@@ -232,7 +239,7 @@ def tool(
             version=version,
             fn=fn,
             salt=salt,
-            wants_context=wants_context,
+            context_param=context_param,
         )
 
     return wrap
