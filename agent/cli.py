@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agent.executor import Executor, NodeEvent, ResultCache, RunResult
-from agent.planner import Planner, PlanningError, PlanRequest, make_planner
+from agent.planner import Plan, Planner, PlanningError, PlanRequest, make_planner
+from agent.planner.http import ServerError
 from agent.program import ProgramError, ValidProgram, input_names, planner_schema, validate
 from agent.samples import load_image
 from tools.backbone import BackboneMeta
@@ -139,8 +141,12 @@ def execute(registry: Registry, valid: ValidProgram, images: dict[str, Image], o
         console.print(f"[red]{failure.kind}:[/red] {failure.error}", highlight=False)
     if not result.ok:
         raise typer.Exit(1)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    result.output.save(output)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        result.output.save(output)
+    except (OSError, ValueError) as exc:  # PIL: unknown extension; OS: no permission, not a folder
+        console.print(f"[red]error:[/red] cannot write {output}: {exc}", highlight=False)
+        raise typer.Exit(2) from None
     console.print(f"wrote {output}")
 
 
@@ -191,10 +197,27 @@ def _plan_line(planner: Planner, line: str) -> str:
         instruction = json.loads(text)["instruction"] if text.startswith("{") else text
         plan = planner.plan(PlanRequest(instruction=instruction))
         return plan.program.to_json()
-    except PlanningError as exc:
+    except (PlanningError, ServerError) as exc:
         return json.dumps({"instruction": text, "error": str(exc)})
     except (ValueError, KeyError, TypeError) as exc:
         return json.dumps({"instruction": text, "error": f"bad input line: {exc}"})
+
+
+def _request(instruction: str) -> PlanRequest:
+    """Checked before any model loads, so a bad instruction costs nothing."""
+    try:
+        return PlanRequest(instruction=instruction)
+    except ValidationError as exc:
+        console.print(f"[red]error:[/red] instruction: {exc.errors()[0]['msg']}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _plan(planner: Planner, request: PlanRequest) -> Plan:
+    try:
+        return planner.plan(request)
+    except (PlanningError, ServerError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 @app.command("plan")
@@ -208,18 +231,15 @@ def plan_cmd(
     if jsonl == (instruction is not None):
         console.print("[red]error:[/red] give an INSTRUCTION or --jsonl (lines on stdin), not both or neither")
         raise typer.Exit(2)
+    request = None if jsonl else _request(instruction or "")
     registry = _registry()
     planner = _make_planner(registry, backend, server_url, server_model, flavor)
-    if jsonl:
+    if request is None:
         for line in sys.stdin:
             if line.strip():
                 print(_plan_line(planner, line), flush=True)
         return
-    try:
-        plan = planner.plan(PlanRequest(instruction=instruction or ""))
-    except PlanningError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    plan = _plan(planner, request)
     if as_json:
         print(plan.program.to_json(indent=2))
         return
@@ -238,18 +258,14 @@ def edit_cmd(
     backend: BackendOpt = None, server_url: ServerOpt = None, server_model: ModelOpt = None, flavor: FlavorOpt = None,
 ) -> None:
     """Plan an instruction, validate it, and run it on a picture."""
+    request = _request(instruction)
     registry = _registry()
     try:
         picture = load_image(image)
     except (OSError, ValueError, KeyError) as exc:
         console.print(f"[red]error:[/red] {image}: {exc}")
         raise typer.Exit(2) from None
-    planner = _make_planner(registry, backend, server_url, server_model, flavor)
-    try:
-        plan = planner.plan(PlanRequest(instruction=instruction))
-    except PlanningError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    plan = _plan(_make_planner(registry, backend, server_url, server_model, flavor), request)
     console.print(f"[bold]plan[/bold] ({plan.backend}, {plan.seconds:.2f} s):", highlight=False)
     console.print(escape(plan.attempts[-1].text), highlight=False)
     if save_program:

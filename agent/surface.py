@@ -50,7 +50,11 @@ def _parse_args(text: str, where: str) -> dict[str, Any]:
         key, raw = m.groups()
         if key in args:
             raise ProgramError([Problem(node=where, where=f"args.{key}", message=f"{key!r} is given twice")])
-        args[key] = json.loads(raw)
+        try:
+            args[key] = json.loads(raw)
+        except ValueError:
+            raise ProgramError([Problem(node=where, where=f"args.{key}", message=f"cannot read the value {raw!r}; "
+                                                                                 'use numbers, "strings" or [1,2,3,4]')]) from None
         pos = m.end()
     return args
 

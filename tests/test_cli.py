@@ -92,3 +92,14 @@ def test_run_sample_input_and_failure_exit(tmp_path):
 def test_run_bad_input(tmp_path, bad):
     proc = banana("run", "examples/vignette.json", "--input", bad, "-o", str(tmp_path / "o.png"))
     assert proc.returncode == 2 and "--input" in proc.stderr
+
+
+def test_empty_instruction_is_refused_before_any_model_loads():
+    proc = banana("plan", "")
+    assert proc.returncode == 2 and "instruction: String should have at least 1 character" in proc.stderr
+    assert "loading" not in proc.stderr
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    proc = banana("run", "examples/vignette.json", "-i", "sample:coffee", "-o", str(tmp_path / "out.unknownext"))
+    assert proc.returncode == 2 and "cannot write" in proc.stderr and "unknown file extension" in proc.stderr

@@ -57,6 +57,7 @@ def test_boxes_and_identity_flow(registry):
     ("blur amount=half", "node 'step 1 (blur)': cannot read 'amount=half'; write arguments as key=value, "
                          'strings in double quotes: target="red car"'),
     ("blur amount=0.5 amount=0.2", "node 'step 1 (blur)', args.amount: 'amount' is given twice"),
+    ("crop box=[a,b,c,d]", "node 'step 1 (crop)', args.box: cannot read the value '[a,b,c,d]'; use numbers, \"strings\" or [1,2,3,4]"),
     ('segment target="sky"\ninvert', "program: no step changes the picture; end with a step that returns an Image"),
     ("", "program: the plan is empty; write one step per line, e.g. blur amount=0.5"),
 ])

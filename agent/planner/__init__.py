@@ -30,7 +30,8 @@ def make_planner(
 
         cfg = ServerConfig(
             base_url=server_url or os.environ.get("BANANA_PLANNER_URL", ServerConfig().base_url),
-            model=server_model or os.environ.get("BANANA_PLANNER_MODEL", ServerConfig().model),
+            model=server_model or os.environ.get("BANANA_PLANNER_MODEL"),
+            api_key=os.environ.get("BANANA_PLANNER_API_KEY"),
             flavor=flavor or os.environ.get("BANANA_PLANNER_FLAVOR", "vllm"),  # type: ignore[arg-type]
             surface=os.environ.get("BANANA_PLANNER_SURFACE", "json"),  # type: ignore[arg-type]
         )

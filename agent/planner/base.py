@@ -61,9 +61,20 @@ class Backend(Protocol):
     def generate(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> str: ...
 
 
+CHAT_MARKERS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
+
+
+def _plain(text: str) -> str:
+    """User text cannot open or close chat turns: the markers are dropped."""
+    for marker in CHAT_MARKERS:
+        text = text.replace(marker, "")
+    return text
+
+
 def prompt_for(instruction: str, previous: str = "", problems: list[str] | None = None) -> str:
     """The steps-form prompt (embedded model, and the same LoRA served by vLLM)."""
-    return render("steps_planner", instruction=instruction, previous=previous, problems=problems or [])
+    return render("steps_planner", instruction=_plain(instruction), previous=_plain(previous),
+                  problems=[_plain(p) for p in problems or []])
 
 
 def lower(text: str, surface: Surface, registry: Registry) -> Program:

@@ -34,8 +34,6 @@ class Example:
     steps: str
     family: str
     templates: list[str]
-    feedback: str = ""  # for repair examples: the previous plan and its problems
-    previous: str = ""
 
     @property
     def heldout(self) -> bool:

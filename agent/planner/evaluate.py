@@ -74,10 +74,9 @@ def _norm(value: Any) -> Any:
 
 
 def _nodes(program: Program, registry: Registry) -> list[tuple[str, dict[str, Any]]]:
-    """(tool, literal args with defaults) in dependency order."""
+    """(tool, literal args with defaults) in the program's order."""
     out = []
-    order = {n.id: i for i, n in enumerate(program.nodes)}
-    for node in sorted(program.nodes, key=lambda n: order[n.id]):
+    for node in program.nodes:
         spec = registry.get(node.tool)
         lits = spec.args_model.model_validate({k: v for k, v in node.args.items() if k in spec.arg_names}).model_dump()
         out.append((node.tool, lits))

@@ -35,7 +35,7 @@ Flavor = Literal["vllm", "llama.cpp"]
 
 class ServerConfig(BaseModel):
     base_url: str = "http://127.0.0.1:8000"
-    model: str = "banana-planner"
+    model: str | None = Field(default=None, description="default: banana-planner (the LoRA) for steps, the base model for json")
     flavor: Flavor = "vllm"
     surface: Surface = "json"
     api_key: str | None = None
@@ -43,7 +43,7 @@ class ServerConfig(BaseModel):
     retries: int = Field(default=2, ge=0)
     backoff_s: float = Field(default=0.5, ge=0, description="first wait before a retry; doubles each time")
     temperature: float = Field(default=0.0, ge=0)
-    max_tokens: int = Field(default=1024, ge=16)
+    max_tokens: int = Field(default=256, ge=16)
     few_shot: int = Field(default=4, ge=0, le=16)
 
 
@@ -75,6 +75,7 @@ class ServerBackend:
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         self.client = client or httpx.Client(base_url=self.config.base_url, timeout=self.config.timeout_s, headers=headers)
         self.surface = self.config.surface
+        self.model = self.config.model or ("banana-planner" if self.surface == "steps" else "smollm2-135m-instruct")
         self._examples = few_shot_examples(registry, self.config.few_shot) if self.surface == "json" else []
         self._grammar = steps_grammar(registry) if self.surface == "steps" else ""
 
@@ -91,15 +92,15 @@ class ServerBackend:
     def payload(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> dict[str, Any]:
         cfg = self.config
         if self.surface == "steps":
-            return {"model": cfg.model, "prompt": prompt_for(request.instruction, previous, problems), "temperature": cfg.temperature,
-                    "max_tokens": 128, "stop": ["<|im_end|>"], "structured_outputs": {"grammar": self._grammar}}
+            return {"model": self.model, "prompt": prompt_for(request.instruction, previous, problems), "temperature": cfg.temperature,
+                    "max_tokens": cfg.max_tokens, "stop": ["<|im_end|>"], "structured_outputs": {"grammar": self._grammar}}
         if cfg.flavor == "llama.cpp":
             refs = input_names(request.inputs) + [f"n{i}" for i in range(1, 9)]
             fmt: dict[str, Any] = {"type": "json_object", "schema": planner_schema(self.registry, refs=refs, max_nodes=8)}
         else:
             schema = planner_schema(self.registry)
             fmt = {"type": "json_schema", "json_schema": {"name": "banana_program", "schema": schema, "strict": True}}
-        return {"model": cfg.model, "messages": self.messages(request, previous, problems), "temperature": cfg.temperature,
+        return {"model": self.model, "messages": self.messages(request, previous, problems), "temperature": cfg.temperature,
                 "max_tokens": cfg.max_tokens, "response_format": fmt}
 
     def generate(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> str:
@@ -120,6 +121,10 @@ class ServerBackend:
                 raise ServerError(f"{self.config.base_url} answered {resp.status_code}: {resp.text[:300]}")
             return _content(resp, chat=self.surface == "json")
         raise ServerError(f"no answer from {self.config.base_url} after {self.config.retries + 1} tries: {last}")
+
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def _content(resp: httpx.Response, chat: bool) -> str:
