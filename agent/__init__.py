@@ -1,1 +1,1 @@
-"""Planner, program model and validation, executor, critic, loop, sessions, CLI."""
+"""The agent: program model and validation, executor, planner, CLI."""

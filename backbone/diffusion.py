@@ -245,17 +245,24 @@ def _step_end(schedule: StepCallback | None, progress: Progress | None) -> StepC
     return step_end
 
 
+HUB_PREFIX = "hf:"
+
+
 def resolve_weights(weights: Path | str) -> tuple[str, bool]:
-    """(where, is_local): an existing folder, else a hub id the user named; a missing path is an error, not a download."""
+    """(where, is_local): an existing folder, or a hub id written ``hf:org/name``; anything else is an error, never a download.
+
+    The prefix makes a download a deliberate choice: a mistyped local path such as
+    ``models/sdxl`` must not be mistaken for a hub id.
+    """
     text = str(weights)
+    if text.startswith(HUB_PREFIX):
+        return text[len(HUB_PREFIX):], False
     path = Path(text).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise BackboneError(f"weights {text!r}: expected a diffusers pipeline folder, found a file")
-        return str(path), True
-    if text.startswith(("/", ".", "~")) or text.count("/") > 1:
-        raise BackboneError(f"weights {text!r}: no such folder")
-    return text, False
+    if not path.exists():
+        raise BackboneError(f"weights {text!r}: no such folder (a hub id is written {HUB_PREFIX}org/name)")
+    if not path.is_dir():
+        raise BackboneError(f"weights {text!r}: expected a diffusers pipeline folder, found a file")
+    return str(path), True
 
 
 def resolve_device(device: str) -> str:

@@ -22,13 +22,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 
 class ManagerConfig(BaseModel):
-    budget_mb: int = Field(default=int(os.environ.get("BANANA_EXPERT_BUDGET_MB", "6000")), ge=0)
-    threads: int = Field(default=int(os.environ.get("BANANA_THREADS", "1")), ge=1)
-    device: Literal["auto", "cpu", "cuda"] = Field(default=os.environ.get("BANANA_DEVICE", "auto"))  # type: ignore[assignment]
+    budget_mb: int = Field(default=6000, ge=0)
+    threads: int = Field(default=1, ge=1)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"  # mps: the experts here have no Metal path, they use the CPU
+
+    @classmethod
+    def from_env(cls) -> ManagerConfig:
+        """From BANANA_EXPERT_BUDGET_MB, BANANA_THREADS, BANANA_DEVICE; a bad value names its variable."""
+        names = {"budget_mb": "BANANA_EXPERT_BUDGET_MB", "threads": "BANANA_THREADS", "device": "BANANA_DEVICE"}
+        values = {field: os.environ[var] for field, var in names.items() if os.environ.get(var)}
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            bad = ", ".join(f"{names[str(e['loc'][0])]}={e['input']!r}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"expert manager settings: {bad}") from None
 
 
 @dataclass
@@ -57,19 +68,26 @@ def cuda_available() -> bool:
 
 class ExpertManager:
     def __init__(self, config: ManagerConfig | None = None) -> None:
-        self.config = config or ManagerConfig()
+        self._config = config
         self._specs: dict[str, ModelSpec] = {}
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self.loads: list[str] = []  # names in the order they were loaded (for tests and logs)
 
+    @property
+    def config(self) -> ManagerConfig:
+        """Read from the environment on first use, not at import (a bad value then fails a tool, not every import)."""
+        if self._config is None:
+            self._config = ManagerConfig.from_env()
+        return self._config
+
     def declare(self, spec: ModelSpec) -> None:
         self._specs[spec.name] = spec
         self._locks.setdefault(spec.name, threading.Lock())
 
     def device_for(self, wants_gpu: bool) -> str:
-        if self.config.device == "cpu" or not wants_gpu:
+        if self.config.device in ("cpu", "mps") or not wants_gpu:
             return "cpu"
         if self.config.device == "cuda" or cuda_available():
             return "cuda"

@@ -19,7 +19,7 @@ from pydantic import Field
 from experts.colors import lab_to_linear, linear_to_srgb, parse_color, rgb_to_lab
 from experts.imaging import composite, fit_mask, to_float, to_image
 from experts.manager import choose, implements, model
-from tools.backbone import Backbone, BackboneError, fingerprint, get_backbone
+from tools.backbone import Backbone, fingerprint, get_backbone
 from tools.spec import Resources, tool
 from tools.values import Image, Mask
 
@@ -186,11 +186,12 @@ def recolor(image: Image, mask: Mask, *, color: Annotated[str, Field(min_length=
 
 
 def generative_backbone() -> tuple[Backbone | None, str]:
-    """The configured backbone when it can invent content from a prompt, else None and why not."""
-    try:
-        backbone = get_backbone()
-    except BackboneError as exc:
-        return None, f"no backbone could be loaded ({exc})"
+    """The configured backbone when it can invent content from a prompt, else None and why not.
+
+    A misconfigured backbone (bad weights path, bad setting) raises: a user who set weights
+    should hear about the mistake, not get a quiet fallback.
+    """
+    backbone = get_backbone()
     if not backbone.generative:
         return None, f"the {backbone.name!r} backbone has no diffusion weights configured"
     return backbone, ""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"  # forced, not defaulted: no test may reach a model hub
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import pytest
 

@@ -101,7 +101,7 @@ def test_weights_errors_name_what_was_wrong(tmp_path, weights):
     with pytest.raises(BackboneError, match=r"no model_index\.json"):
         DiffusersBackbone(BackboneConfig(kind="diffusers", weights=tmp_path))
     with pytest.raises(BackboneError, match="hub id: also set BANANA_BACKBONE_PIPELINE"):
-        DiffusersBackbone(BackboneConfig(kind="diffusers", weights="some-org/some-model"))
+        DiffusersBackbone(BackboneConfig(kind="diffusers", weights="hf:some-org/some-model"))
     with pytest.raises(BackboneError, match="unknown diffusers pipeline 'sd3'"):
         DiffusersBackbone(BackboneConfig(kind="diffusers", weights=weights["sd-inpaint"], pipeline="sd3"))
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
@@ -110,12 +110,15 @@ def test_weights_errors_name_what_was_wrong(tmp_path, weights):
 
 
 def test_hub_id_is_used_only_when_named(weights):
-    assert resolve_weights("some-org/some-model") == ("some-org/some-model", False)
+    assert resolve_weights("hf:some-org/some-model") == ("some-org/some-model", False)
     assert resolve_weights(weights["sd-inpaint"]) == (str(weights["sd-inpaint"]), True)
+    with pytest.raises(BackboneError, match=r"'models/sdxl': no such folder \(a hub id is written hf:org/name\)"):
+        resolve_weights("models/sdxl")  # a mistyped local path is never taken for a hub id
 
 
-def test_a_hub_id_with_the_hub_offline_fails_clearly(photo):
-    backbone = DiffusersBackbone(BackboneConfig(kind="diffusers", weights="some-org/not-cached", pipeline="sd-inpaint", steps=2))
+def test_a_hub_id_with_the_hub_offline_fails_clearly(photo, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    backbone = DiffusersBackbone(BackboneConfig(kind="diffusers", weights="hf:some-org/not-cached", pipeline="sd-inpaint", steps=2))
     with pytest.raises(BackboneError, match="could not load sd-inpaint weights"):
         backbone.refine(photo)
 

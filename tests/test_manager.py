@@ -109,3 +109,12 @@ def test_real_models_load_once_per_process_on_cpu(photos):
         detect_faces(image=photos[name])
     assert manager().loads.count("mediapipe.face_detection") == before >= 1
     assert manager().loaded()["mediapipe.face_detection"].device == "cpu"  # mediapipe's CPU graphs never ask for a GPU
+
+
+def test_settings_come_from_the_environment_with_clear_errors(monkeypatch):
+    monkeypatch.setenv("BANANA_THREADS", "2")
+    monkeypatch.setenv("BANANA_EXPERT_BUDGET_MB", "123")
+    assert ExpertManager().config == ManagerConfig(threads=2, budget_mb=123)
+    monkeypatch.setenv("BANANA_THREADS", "lots")
+    with pytest.raises(ValueError, match="BANANA_THREADS='lots'"):
+        _ = ExpertManager().config

