@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agent.planner import make_planner
-from agent.planner.base import PlanRequest
+from agent.planner.base import PlanRequest, check
 from agent.program import ProgramError
 from agent.surface import canonical, parse_steps
 from tools.values import Image
@@ -87,3 +87,22 @@ def test_cli_edit_blurs_the_background_and_keeps_the_face(tmp_path, astronaut):
         return cv2.Laplacian(cv2.cvtColor(np.ascontiguousarray(px), cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
 
     assert sharp(result[corner]) < 0.5 * sharp(astronaut.pixels[corner])
+
+
+REPAIRS = [
+    ("blur the background behind me", "invert\nblur amount=0.5"),
+    ("make it a bit warmer", "adjust warmth=3"),
+    ("make the sky purple", 'recolr color="purple"'),
+    ("crop it to a square", 'crop aspect="1:1"\nsegment target="car"'),
+]
+
+
+@pytest.mark.parametrize(("instruction", "broken"), REPAIRS)
+def test_the_model_repairs_a_plan_from_the_validators_messages(planner, registry, instruction, broken):
+    """The real repair path: the previous plan and the validator's exact messages go back into the prompt."""
+    with pytest.raises(ProgramError) as info:
+        check(broken, "steps", registry)
+    problems = [str(p) for p in info.value.problems]
+    fixed = planner.backend.generate(PlanRequest(instruction=instruction), broken, problems)
+    check(fixed, "steps", registry)  # raises if the answer is still invalid
+    assert fixed != broken
