@@ -10,7 +10,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from experts.manager import model
@@ -107,13 +106,6 @@ def person_alpha(rgb: np.ndarray) -> np.ndarray:
 def has_pose(rgb: np.ndarray) -> bool:
     """Whether the pose model sees a human body (it does not fire on animals or objects, unlike selfie segmentation)."""
     return pose_detector().process(rgb).pose_landmarks is not None
-
-
-def polygon_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A filled polygon as an H x W float32 0/1 mask."""
-    m = np.zeros(shape, np.uint8)
-    cv2.fillPoly(m, [np.round(points).astype(np.int32)], 1)
-    return m.astype(np.float32)
 
 
 def landmarks_in(landmarks: list[np.ndarray], box: tuple[int, int, int, int]) -> np.ndarray | None:
