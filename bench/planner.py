@@ -4,8 +4,9 @@ Three sets: ``bench/planner/handwritten.jsonl`` (93 natural instructions written
 hand from docs/catalogue.md, never used in training; its round-1 failures informed
 the generator's round-2 additions, so it is no longer blind), ``handwritten_v2.jsonl``
 (60 more, written blind after round 1 by someone who saw neither the generator nor
-the first set), and instructions drawn from the generator's held-out templates
-(phrasings the training data never contains).
+the first set; its round-2 failures were seen before round 3), ``handwritten_v3.jsonl``
+(60 more, written blind before round 3 was measured), and instructions drawn from the
+generator's held-out templates (phrasings the training data never contains).
 Reports validity on the first answer, validity after repair, exact match, tool F1,
 argument accuracy and latency (one instruction at a time, as a user would ask).
 
@@ -48,6 +49,7 @@ def main() -> None:
     planner = make_planner(registry, args.backend, args.server_url, say=print)
     sets = {"hand-written v1 (93)": load_cases(HERE / "handwritten.jsonl"),
             "hand-written v2, blind (60)": load_cases(HERE / "handwritten_v2.jsonl"),
+            "hand-written v3, blind (60)": load_cases(HERE / "handwritten_v3.jsonl"),
             f"generator, held-out templates ({args.heldout})": heldout_cases(args.heldout, args.seed, registry)}
     if args.only:
         sets = {k: v for k, v in sets.items() if any(o in k for o in args.only.split(","))}

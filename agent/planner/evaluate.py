@@ -1,8 +1,9 @@
 """Planner metrics: validity, validity after repair, exact match, tool F1, argument accuracy, latency.
 
 Programs are compared by :func:`agent.surface.canonical` (node ids do not matter,
-defaults are filled in). Strings compare case-insensitively without a leading
-article; numbers within 0.05.
+defaults are filled in), case-insensitively (targets, colours and styles are read
+that way by the tools). Argument accuracy also drops a leading article from strings
+and compares numbers within 0.05.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def compare(pred: Program | None, gold: Program, registry: Registry) -> tuple[bo
     if pred is None:
         return False, 0.0, 0, total
     pred_nodes = _nodes(pred, registry)
-    exact = canonical(pred, registry) == canonical(gold, registry)
+    exact = canonical(pred, registry).lower() == canonical(gold, registry).lower()  # "#8B4513" is "#8b4513"
     g, p = Counter(t for t, _ in gold_nodes), Counter(t for t, _ in pred_nodes)
     overlap = sum((g & p).values())
     f1 = 0.0 if not overlap else 2 * overlap / (sum(g.values()) + sum(p.values()))
