@@ -133,7 +133,10 @@ TONE_NOUNS = {
 NEUTRAL = ["leave the rest alone", "don't change anything else", "keep everything else as is", "nothing else",
            "it's for my linkedin", "it's for instagram", "this is for a client", "for my portfolio", "thanks in advance",
            "the rest is fine", "don't touch anything else", "it's a photo from my trip", "this is my favourite shot",
-           "i took this yesterday", "it's for a birthday card", "keep it natural"]
+           "i took this yesterday", "it's for a birthday card", "keep it natural", "it's for my mum's fridge",
+           "it's for the listing", "for my shop", "for our family album", "it's going on my website", "for a poster",
+           "it's for the school newsletter", "my boss wants it", "for my dating profile", "it's my cat's birthday",
+           "this is for a print", "it goes in my portfolio website", "for the church bulletin"]
 SUBJECT_NEUTRAL = ["keep {s} sharp", "i want all the focus on {s}", "{s} should stay sharp", "keep {s} in focus",
                    "leave {s} alone", "don't touch {s}", "this is {s}"]
 GRAYSCALE = ["black and white", "grayscale", "greyscale", "monochrome", "b&w", "black & white", "bw", "gray scale"]
@@ -143,8 +146,9 @@ PREFIX = [""] * 14 + ["please ", "pls ", "can you ", "could you ", "could you pl
                        "let's ", "can u ", "plz ", "i need you to ", "kindly "]
 SUFFIX = [""] * 14 + [" please", " pls", " thanks", " thx", "!", ".", " :)", " asap", " for me", " if possible",
                        " thank you", "!!", " lol", " ty"]
-CONNECT = [", then ", " and then ", " and ", ". then ", ". also ", ", also ", "; ", " then ", ", and after that ",
-           ". after that, ", " + ", ", plus ", " & ", ", and finally ", ". next, ", " and also "]
+CONNECT = [", then ", " and then ", " and ", " and ", " and ", ". then ", ". also ", ", also ", "; ", " then ", ", and after that ",
+           ". after that, ", " + ", ", plus ", " & ", ", and finally ", ". next, ", " and also ", ", and ", " as well as ",
+           ". and ", " and i also want to ", ", oh and "]
 
 
 def _fmt(v: float) -> str:
@@ -172,8 +176,9 @@ class Generator:
     # -------------------------------------------------------------- helpers
 
     def pick(self, family: str, templates: list[str]) -> tuple[str, str]:
-        """A template of the family allowed by the split, with its stable id."""
-        indexed = [(f"{family}:{i}", t) for i, t in enumerate(templates)]
+        """A template of the family allowed by the split, with its id (the template's own text, so adding
+        templates to a family never moves the others across the split)."""
+        indexed = [(f"{family}:{t}", t) for t in templates]
         if self.split == "train":
             indexed = [x for x in indexed if not is_heldout(x[0])] or indexed[:1]
         elif self.split == "heldout":
@@ -427,6 +432,8 @@ class Generator:
             "lose {o}", "nuke {o}", "edit out {o}", "i don't want {o} in the picture", "there's {o} in the way, remove it",
             "can we lose {o}", "wipe out {o}", "remove {o} from the photo", "clean up {o}", "photoshop out {o}",
             "{o} has to go", "kill {o}", "scrub {o} out of the shot", "remove {o} completely",
+            "get {o} out of the picture", "cut {o} out of the photo", "take {o} away", "make the picture without {o}",
+            "wipe {o} away", "zap {o}", "ditch {o}", "i'd rather not have {o} in it", "clear {o} from the frame",
         ])
         return Clause(t.format(o=phrase), [f"segment target={_q(target)}", "remove"], "remove", [tid], [phrase])
 
@@ -449,6 +456,8 @@ class Generator:
             "replace {o} with {n}", "swap {o} for {n}", "turn {o} into {n}", "change {o} into {n}",
             "put {n} where {o} is", "exchange {o} for {n}", "swap out {o} for {n}", "replace {o} by {n}",
             "i want {n} instead of {o}", "make {o} {n} instead", "switch {o} with {n}",
+            "put {n} in place of {o}", "{n} instead of {o}", "where {o} is, put {n}", "substitute {n} for {o}",
+            "put {n} where {o} was", "have {n} there instead of {o}",
         ])
         return Clause(t.format(o=phrase, n=thing), [f"segment target={_q(target)}", f"replace prompt={_q(thing)}"], "replace",
                       [tid], [phrase, thing])
@@ -474,6 +483,8 @@ class Generator:
                 "stylize it as {st}", "apply a {st} filter", "make this a {st}", "convert the photo to {st}",
                 "redo it as {st}", "render it as {st}", "{st} effect please", "make it {st} style", "paint it like {st}",
                 "make the photo look like {st}", "transform it into {st}", "style it like {st}", "{st}-ify it",
+                "{st} effect on the whole thing", "do it in {st}", "{st} version please", "i'd love this as {st}",
+                "can it look like {st}", "give the photo a {st} treatment",
             ])
         return Clause(t.format(st=shown, w=word), [step], "stylize", [tid], [shown])
 
@@ -575,7 +586,7 @@ class Generator:
         return self.rng.choices([f for _, f in self.families], weights=weights)[0]()
 
     def example(self) -> Example:
-        n = self.rng.choices([1, 2, 3], weights=[70, 26, 4])[0]
+        n = self.rng.choices([1, 2, 3], weights=[60, 34, 6])[0]
         clauses = [self.clause() for _ in range(n)]
         while n > 1 and len({c.family for c in clauses}) < n:
             clauses = [self.clause() for _ in range(n)]
