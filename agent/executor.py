@@ -2,7 +2,8 @@
 
 - dependency order; independent branches run concurrently on a thread pool;
   tools that need a GPU (or say they are not thread-safe) hold a lock per device;
-- a content-addressed cache (tool + version + literal args + input hashes), so a
+- a content-addressed cache (tool, version, salt, literal args and the keys of the
+  nodes feeding it, chained back to the input pictures' content hashes), so a
   re-run with one changed node re-executes only that node and its dependants;
 - events per node for progress bars and servers;
 - a failing node stops only its dependants; finished results stay available;
