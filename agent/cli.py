@@ -14,14 +14,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.executor import Executor, NodeEvent, ResultCache, RunResult
-from agent.planner import Plan, Planner, PlanningError, PlanRequest, make_planner
-from agent.planner.http import ServerError
-from agent.program import ProgramError, ValidProgram, input_names, planner_schema, validate
-from agent.samples import load_image
-from tools.backbone import BackboneMeta
-from tools.registry import Registry, RegistryError, default_registry
-from tools.values import Image
+from banana.agent.executor import Executor, NodeEvent, ResultCache, RunResult
+from banana.agent.planner import Plan, Planner, PlanningError, PlanRequest, make_planner
+from banana.agent.planner.http import ServerError
+from banana.agent.program import ProgramError, ValidProgram, input_names, planner_schema, validate
+from banana.agent.samples import load_image
+from banana.tools.backbone import BackboneMeta
+from banana.tools.registry import Registry, RegistryError, default_registry
+from banana.tools.values import Image
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Banana: plan, run and refine image edits.")
 console = Console(stderr=True, soft_wrap=True)
@@ -286,7 +286,7 @@ def train_cmd(
     threads: Annotated[int, typer.Option(help="torch threads")] = 1,
 ) -> None:
     """LoRA fine-tune the embedded planner on generated examples (CPU, bounded time, reproducible)."""
-    from agent.planner.train import TrainConfig, train
+    from banana.agent.planner.train import TrainConfig, train
 
     cfg = TrainConfig(minutes=minutes, examples=examples, seed=seed, threads=threads)
     if out_dir is not None:

@@ -26,10 +26,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from agent.program import ValidProgram, is_ref, ref_name
-from tools.registry import Registry
-from tools.spec import Cancelled, ToolContext, ToolSpec
-from tools.values import Value, value_type
+from banana.agent.program import ValidProgram, is_ref, ref_name
+from banana.tools.registry import Registry
+from banana.tools.spec import Cancelled, ToolContext, ToolSpec
+from banana.tools.values import Value, value_type
 
 log = logging.getLogger(__name__)
 EventKind = Literal["queued", "started", "progress", "finished", "cached", "failed", "skipped", "cancelled"]

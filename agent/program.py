@@ -20,8 +20,8 @@ from typing import Any, Literal
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tools.registry import Registry
-from tools.spec import ToolSpec
+from banana.tools.registry import Registry
+from banana.tools.spec import ToolSpec
 
 MAX_NODES = 32
 MAX_STRING = 200

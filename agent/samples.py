@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tools.values import Image
+from banana.tools.values import Image
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:

@@ -30,9 +30,9 @@ import json
 import re
 from typing import Any
 
-from agent.program import MAX_NODES, Problem, Program, ProgramError, a, is_ref, parse_program, ref_name
-from tools.registry import Registry
-from tools.spec import ToolSpec
+from banana.agent.program import MAX_NODES, Problem, Program, ProgramError, a, is_ref, parse_program, ref_name
+from banana.tools.registry import Registry
+from banana.tools.spec import ToolSpec
 
 STEP = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*(.*?)\s*$")
 ARG = re.compile(r'\s*([a-z][a-z0-9_]*)=("(?:[^"\\]|\\.)*"|\[[^\[\]]*\]|-?\d+(?:\.\d+)?|true|false)')

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tools.backbone import BackboneError
+from banana.tools.backbone import BackboneError
 
 Weight = float | Sequence[float]
 StepCallback = Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]

@@ -8,11 +8,11 @@ following an instruction needs diffusion weights.
 
 from __future__ import annotations
 
-from backbone.fill import fill_holes
-from backbone.harmonize import seam_blend
-from backbone.pixels import alpha_of, blend, keep_exact
-from tools.backbone import BackboneConfig, BackboneError, BackboneMeta, Operation, Progress
-from tools.values import Image, Mask
+from banana.backbone.fill import fill_holes
+from banana.backbone.harmonize import seam_blend
+from banana.backbone.pixels import alpha_of, blend, keep_exact
+from banana.tools.backbone import BackboneConfig, BackboneError, BackboneMeta, Operation, Progress
+from banana.tools.values import Image, Mask
 
 FALLBACK = "classical fallback"
 NO_WEIGHTS = "no diffusion weights configured"

@@ -20,19 +20,19 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage
 
-from backbone.adapters import Adapters, StepCallback, Weight
-from backbone.classical import ClassicalBackbone
-from backbone.pipelines import PipelineKind, detect_kind, kind_named
-from backbone.pixels import alpha_of, blend, keep_exact, resize, to_uint8, working_size
-from tools.backbone import BackboneConfig, BackboneError, BackboneMeta, Operation, Progress
-from tools.values import Image, Mask
+from banana.backbone.adapters import Adapters, StepCallback, Weight
+from banana.backbone.classical import ClassicalBackbone
+from banana.backbone.pipelines import PipelineKind, detect_kind, kind_named
+from banana.backbone.pixels import alpha_of, blend, keep_exact, resize, to_uint8, working_size
+from banana.tools.backbone import BackboneConfig, BackboneError, BackboneMeta, Operation, Progress
+from banana.tools.values import Image, Mask
 
 CONTROLNET_KINDS = {"sdxl-inpaint": "StableDiffusionXLControlNetInpaintPipeline"}  # kind -> its ControlNet refiner
 INPAINT_MARGIN = 0.5  # inpaint a crop around the mask, this much of its size on each side, at the pipeline's size
 
 
 class DiffusersBackbone:
-    """A diffusers pipeline chosen by :class:`BackboneConfig`; see :mod:`backbone.pipelines` for the kinds."""
+    """A diffusers pipeline chosen by :class:`BackboneConfig`; see :mod:`banana.backbone.pipelines` for the kinds."""
 
     name = "diffusers"
     generative = True

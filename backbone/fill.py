@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from backbone.harmonize import seam_blend
+from banana.backbone.harmonize import seam_blend
 
 THIN_HOLE_PX = 3.0  # holes no more than this far from their rim are filled by Telea
 MAX_CROP_SIDE = 256  # FSR's cost grows with the hole; larger crops are filled at this size and scaled up

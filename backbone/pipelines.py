@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tools.backbone import BackboneError
+from banana.tools.backbone import BackboneError
 
 Family = Literal["sd", "sdxl", "flux", "ip2p"]
 

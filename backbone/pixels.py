@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tools.values import Image, Mask
+from banana.tools.values import Image, Mask
 
 
 def alpha_of(mask: Mask | None, height: int, width: int, default: float = 0.0) -> np.ndarray:

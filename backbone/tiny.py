@@ -3,7 +3,7 @@
 Used by the tests, and handy on a new machine to check a configuration end to end
 before fetching gigabytes::
 
-    python -m backbone.tiny sd-inpaint /tmp/tiny-sd
+    python -m banana.backbone.tiny sd-inpaint /tmp/tiny-sd
     BANANA_BACKBONE_WEIGHTS=/tmp/tiny-sd BANANA_BACKBONE_STEPS=2 banana run prog.json -i sample:astronaut -o out.png
 
 Their pictures are noise: they check shapes, seeds, masks and adapters, never looks.
@@ -222,7 +222,7 @@ def save_controlnet(folder: str | Path) -> Path:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print(f"usage: python -m backbone.tiny KIND FOLDER   (KIND: {', '.join(PIPELINE_CLASSES)})", file=sys.stderr)
+        print(f"usage: python -m banana.backbone.tiny KIND FOLDER   (KIND: {', '.join(PIPELINE_CLASSES)})", file=sys.stderr)
         return 2
     print(save(argv[0], argv[1]))
     return 0

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from tools.backbone import fingerprint, get_backbone
-from tools.spec import Resources, ToolContext, tool
-from tools.values import Image, Mask
+from banana.tools.backbone import fingerprint, get_backbone
+from banana.tools.spec import Resources, ToolContext, tool
+from banana.tools.values import Image, Mask
 
 AdapterName = Annotated[str, Field(min_length=1, max_length=40)]
 AdapterWeight = Annotated[float, Field(ge=-2.0, le=2.0)]

@@ -16,12 +16,12 @@ import cv2
 import numpy as np
 import torch
 
-from agent.samples import sample
-from backbone import tiny
-from backbone.classical import ClassicalBackbone
-from backbone.diffusion import DiffusersBackbone
-from tools.backbone import BackboneConfig
-from tools.values import Image, Mask
+from banana.agent.samples import sample
+from banana.backbone import tiny
+from banana.backbone.classical import ClassicalBackbone
+from banana.backbone.diffusion import DiffusersBackbone
+from banana.tools.backbone import BackboneConfig
+from banana.tools.values import Image, Mask
 
 
 def median_ms(fn: Callable[[], object], repeats: int = 5) -> float:

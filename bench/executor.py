@@ -10,12 +10,12 @@ import time
 
 import numpy as np
 
-from agent.executor import Executor, ResultCache
-from agent.program import validate
-from agent.samples import sample
-from tools.registry import Registry, default_registry
-from tools.spec import tool
-from tools.values import Image, Mask
+from banana.agent.executor import Executor, ResultCache
+from banana.agent.program import validate
+from banana.agent.samples import sample
+from banana.tools.registry import Registry, default_registry
+from banana.tools.spec import tool
+from banana.tools.values import Image, Mask
 
 
 @tool(role="style")

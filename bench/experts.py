@@ -15,10 +15,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import cv2
 
-from agent.samples import sample
-from tools.registry import default_registry
-from tools.spec import ToolContext
-from tools.values import Image
+from banana.agent.samples import sample
+from banana.tools.registry import default_registry
+from banana.tools.spec import ToolContext
+from banana.tools.values import Image
 
 
 def main(repeats: int = 3) -> None:

@@ -22,11 +22,11 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from agent.planner import make_planner
-from agent.planner.data import Generator
-from agent.planner.evaluate import Case, evaluate, load_cases, summarize
-from agent.surface import parse_steps
-from tools.registry import Registry, default_registry
+from banana.agent.planner import make_planner
+from banana.agent.planner.data import Generator
+from banana.agent.planner.evaluate import Case, evaluate, load_cases, summarize
+from banana.agent.surface import parse_steps
+from banana.tools.registry import Registry, default_registry
 
 HERE = Path(__file__).parent / "planner"
 

@@ -4,7 +4,7 @@
 #   bench/serve_vllm.sh MODEL_DIR [PORT] [ADAPTER_DIR]
 #
 # MODEL_DIR is a safetensors folder (vLLM does not serve the packaged GGUF well):
-# `python -c "from agent.planner.model import base_model_dir; print(base_model_dir())"`
+# `python -c "from banana.agent.planner.model import base_model_dir; print(base_model_dir())"`
 # makes it. The base is served as `smollm2-135m-instruct` (the json surface); with
 # ADAPTER_DIR (agent/planner/adapter) the planner LoRA is served as `banana-planner`
 # (the steps surface; BANANA_PLANNER_MODEL defaults to that name).

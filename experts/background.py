@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from experts.colors import parse_color
-from experts.imaging import composite, diagonal, fit_mask, luminance, to_float, to_image
-from experts.objects import generative_backbone
-from tools.backbone import fingerprint
-from tools.spec import Resources, tool
-from tools.values import Image, Mask
+from banana.experts.colors import parse_color
+from banana.experts.imaging import composite, diagonal, fit_mask, luminance, to_float, to_image
+from banana.experts.objects import generative_backbone
+from banana.tools.backbone import fingerprint
+from banana.tools.spec import Resources, tool
+from banana.tools.values import Image, Mask
 
 
 def masked_blur(rgb: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:

@@ -1,14 +1,14 @@
 """Banana's built-in tools, registered through the ``banana.tools`` entry point ``core``."""
 
-from experts.background import blur, replace_background
-from experts.geometry import crop
-from experts.identity import lock_identity, restore_identity
-from experts.masks import combine, grow, invert
-from experts.objects import recolor, remove, replace
-from experts.perception import detect, detect_faces, mask_from_boxes, segment
-from experts.restore import upscale
-from experts.style import stylize
-from experts.tone import adjust
+from banana.experts.background import blur, replace_background
+from banana.experts.geometry import crop
+from banana.experts.identity import lock_identity, restore_identity
+from banana.experts.masks import combine, grow, invert
+from banana.experts.objects import recolor, remove, replace
+from banana.experts.perception import detect, detect_faces, mask_from_boxes, segment
+from banana.experts.restore import upscale
+from banana.experts.style import stylize
+from banana.experts.tone import adjust
 
 __all__ = [
     "adjust",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from experts.matting import components
+from banana.experts.matting import components
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experts.manager import model
+from banana.experts.manager import model
 
 SAME_PERSON = 0.6
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from experts.manager import model
+from banana.experts.manager import model
 
 # Face-mesh landmark indices, as ordered polygons (mediapipe ships them as unordered edge sets).
 FACE_OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148,

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from tools.spec import tool
-from tools.values import Boxes, Image
+from banana.tools.spec import tool
+from banana.tools.values import Boxes, Image
 
 Aspect = Literal["1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "4:5", "5:4", "21:9"]
 

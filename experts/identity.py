@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from experts.embeddings import distance, embedder
-from experts.faces import FACE_OVAL, face_landmarks, find_faces, landmarks_in
-from tools.spec import Resources, tool
-from tools.values import Face, Identity, Image
+from banana.experts.embeddings import distance, embedder
+from banana.experts.faces import FACE_OVAL, face_landmarks, find_faces, landmarks_in
+from banana.tools.spec import Resources, tool
+from banana.tools.values import Face, Identity, Image
 
 CROP_MARGIN = 0.35  # of the face box on each side: context for cloning, and room for the oval's forehead
 MIN_IOU = 0.3  # a face in the edited picture is the locked one when their boxes overlap this much

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tools.values import Image, Mask
+from banana.tools.values import Image, Mask
 
 
 def to_float(image: Image) -> np.ndarray:

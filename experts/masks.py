@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from tools.spec import tool
-from tools.values import Mask
+from banana.tools.spec import tool
+from banana.tools.values import Mask
 
 
 def _same_size(a: Mask, b: Mask) -> np.ndarray:

@@ -16,12 +16,12 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from experts.colors import lab_to_linear, linear_to_srgb, parse_color, rgb_to_lab
-from experts.imaging import composite, fit_mask, to_float, to_image
-from experts.manager import choose, implements, model
-from tools.backbone import Backbone, fingerprint, get_backbone
-from tools.spec import Resources, tool
-from tools.values import Image, Mask
+from banana.experts.colors import lab_to_linear, linear_to_srgb, parse_color, rgb_to_lab
+from banana.experts.imaging import composite, fit_mask, to_float, to_image
+from banana.experts.manager import choose, implements, model
+from banana.tools.backbone import Backbone, fingerprint, get_backbone
+from banana.tools.spec import Resources, tool
+from banana.tools.values import Image, Mask
 
 # Telea diffuses colour inwards: fine across a few pixels, a smear across more.
 THIN_FRACTION = 0.016  # of the diagonal: largest half-width (distance to the hole's edge) Telea fills

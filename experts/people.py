@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from experts.colour_model import ColourModel, to_lab
-from experts.faces import (
+from banana.experts.colour_model import ColourModel, to_lab
+from banana.experts.faces import (
     FACE_OVAL,
     LEFT_BROW,
     LEFT_EYE,
@@ -24,7 +24,7 @@ from experts.faces import (
     has_pose,
     person_alpha,
 )
-from experts.matting import components, refine_edges, touching
+from banana.experts.matting import components, refine_edges, touching
 
 MIN_PERSON_PART = 0.005  # selfie-segmentation specks smaller than this fraction of the picture are dropped
 

@@ -1,6 +1,6 @@
 """Perception tools: segment, detect, detect_faces, mask_from_boxes.
 
-``segment`` routes a parsed target (see experts.targets) to one implementation
+``segment`` routes a parsed target (see banana.experts.targets) to one implementation
 through the expert manager, so a better expert for a kind (e.g. SAM on a GPU box)
 can be added beside these without touching the tool. Masks are computed at most
 1024 px on the long side and scaled back: every model here works far below that.
@@ -16,16 +16,16 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from experts import people
-from experts.colour_regions import colour_regions
-from experts.faces import find_faces
-from experts.manager import choose, implements
-from experts.matting import components, refine_edges
-from experts.sky import sky_region
-from experts.subject import subject_region
-from experts.targets import Target, cannot_find, parse_target
-from tools.spec import Resources, tool
-from tools.values import Boxes, Image, Mask
+from banana.experts import people
+from banana.experts.colour_regions import colour_regions
+from banana.experts.faces import find_faces
+from banana.experts.manager import choose, implements
+from banana.experts.matting import components, refine_edges
+from banana.experts.sky import sky_region
+from banana.experts.subject import subject_region
+from banana.experts.targets import Target, cannot_find, parse_target
+from banana.tools.spec import Resources, tool
+from banana.tools.values import Boxes, Image, Mask
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from experts.manager import manager, model
-from tools.spec import Resources, ToolContext, tool
-from tools.values import Image
+from banana.experts.manager import manager, model
+from banana.tools.spec import Resources, ToolContext, tool
+from banana.tools.values import Image
 
 TILE = 128
 PAD = 10  # context around each tile (reflected at the picture's border) so seams do not show

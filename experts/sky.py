@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from experts.matting import touching
+from banana.experts.matting import touching
 
 WORK_SIDE = 512  # texture thresholds are per pixel, so measure them at one scale
 MAX_TEXTURE = 0.04  # a pixel smoother than this can be sky

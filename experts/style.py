@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from experts.imaging import composite, fit_mask, to_float, to_image
-from experts.manager import manager, model
-from tools.spec import Resources, tool
-from tools.values import Image, Mask
+from banana.experts.imaging import composite, fit_mask, to_float, to_image
+from banana.experts.manager import manager, model
+from banana.tools.spec import Resources, tool
+from banana.tools.values import Image, Mask
 
 MAX_SIDE = 1024  # styles are rendered at most this big, so strokes keep their look on large photos
 

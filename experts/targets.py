@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from experts.colour_regions import SWATCHES, colour_name
+from banana.experts.colour_regions import SWATCHES, colour_name
 
 Kind = Literal["person", "face", "skin", "hair", "background", "sky", "subject", "colour"]
 

@@ -7,9 +7,9 @@ from typing import Annotated
 import numpy as np
 from pydantic import Field
 
-from experts.imaging import composite, fit_mask, luminance, to_float, to_image
-from tools.spec import tool
-from tools.values import Image, Mask
+from banana.experts.imaging import composite, fit_mask, luminance, to_float, to_image
+from banana.tools.spec import tool
+from banana.tools.values import Image, Mask
 
 Amount = Annotated[float, Field(ge=-1.0, le=1.0)]
 

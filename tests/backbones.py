@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tools.backbone import Backbone, BackboneConfig, load_backbone, set_backbone
+from banana.tools.backbone import Backbone, BackboneConfig, load_backbone, set_backbone
 
 
 def classical() -> Backbone:
@@ -16,7 +16,7 @@ def classical() -> Backbone:
 
 def tiny_diffusion(folder: Path) -> Backbone:
     """A real diffusers backbone over a tiny randomly initialised SD-inpaint pipeline (2 steps, 64 px)."""
-    from backbone import tiny
+    from banana.backbone import tiny
 
     weights = folder / "sd-inpaint"
     if not (weights / "model_index.json").is_file():

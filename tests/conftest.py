@@ -10,9 +10,9 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import pytest
 
-from agent.samples import sample
-from tools.registry import Registry, default_registry
-from tools.values import Image
+from banana.agent.samples import sample
+from banana.tools.registry import Registry, default_registry
+from banana.tools.values import Image
 
 
 @pytest.fixture(scope="session")

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from backbone import tiny
-from backbone.classical import ClassicalBackbone
-from backbone.diffusion import DiffusersBackbone, crop_box, resolve_weights
-from backbone.pixels import keep_exact, working_size
-from tools.backbone import BackboneConfig, BackboneError, BackboneMeta, get_backbone, load_backbone, set_backbone
-from tools.spec import Cancelled, ToolContext
-from tools.values import Image, Mask
+from banana.backbone import tiny
+from banana.backbone.classical import ClassicalBackbone
+from banana.backbone.diffusion import DiffusersBackbone, crop_box, resolve_weights
+from banana.backbone.pixels import keep_exact, working_size
+from banana.tools.backbone import BackboneConfig, BackboneError, BackboneMeta, get_backbone, load_backbone, set_backbone
+from banana.tools.spec import Cancelled, ToolContext
+from banana.tools.values import Image, Mask
 
 torch.set_num_threads(1)
 
@@ -418,7 +418,7 @@ def test_cli_runs_refine_on_configured_tiny_weights(tmp_path, weights, astronaut
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANANA_")}
     env.update(BANANA_BACKBONE_WEIGHTS=str(weights["sd-inpaint"]), BANANA_BACKBONE_STEPS="2", BANANA_BACKBONE_RESOLUTION="64")
     out = tmp_path / "out.png"
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "run", str(program), "-i", "sample:astronaut", "-o", str(out), "-q"],
+    proc = subprocess.run([sys.executable, "-m", "banana.agent.cli", "run", str(program), "-i", "sample:astronaut", "-o", str(out), "-q"],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     assert f"finish (refine): diffusers sd-inpaint from {weights['sd-inpaint']}, seed 0, strength 0.5 at 64x48" in proc.stderr

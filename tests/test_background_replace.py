@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from experts.background import replace_background
+from banana.experts.background import replace_background
+from banana.tools.values import Mask
 from tests.backbones import classical, installed
-from tools.values import Mask
 
 
 @pytest.fixture(scope="module")

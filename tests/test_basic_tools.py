@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from experts.background import blur
-from experts.geometry import crop
-from experts.masks import combine, grow, invert
-from experts.tone import adjust
-from tools.values import Boxes, Mask
+from banana.experts.background import blur
+from banana.experts.geometry import crop
+from banana.experts.masks import combine, grow, invert
+from banana.experts.tone import adjust
+from banana.tools.values import Boxes, Mask
 
 
 def box_mask(image, x0, y0, x1, y1):
@@ -47,7 +47,7 @@ def test_masked_blur_has_no_halo(astronaut):
     """Pixels just outside a white square must not pick up its colour (normalised convolution)."""
     px = np.zeros((200, 200, 3), np.uint8)
     px[60:140, 60:140] = 255
-    from tools.values import Image
+    from banana.tools.values import Image
     image = Image(px)
     subject = box_mask(image, 60, 60, 140, 140)
     out = blur(image=image, mask=invert(mask=subject), amount=1.0).pixels

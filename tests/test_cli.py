@@ -7,11 +7,11 @@ import sys
 import numpy as np
 import pytest
 
-from tools.values import Image
+from banana.tools.values import Image
 
 
 def banana(*args, check=False):
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "banana.agent.cli", *args], capture_output=True, text=True, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError(proc.stderr)
     return proc

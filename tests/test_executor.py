@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from pydantic import Field
 
-from agent.executor import Executor, NodeEvent, ResultCache, RunError
-from agent.program import validate
-from tools.registry import Registry
-from tools.spec import Resources, ToolContext, tool
-from tools.values import Image, Mask
+from banana.agent.executor import Executor, NodeEvent, ResultCache, RunError
+from banana.agent.program import validate
+from banana.tools.registry import Registry
+from banana.tools.spec import Resources, ToolContext, tool
+from banana.tools.values import Image, Mask
 
 CALLS: Counter[str] = Counter()
 

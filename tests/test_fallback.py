@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from agent.cli import app
-from backbone import harmonize
-from backbone.classical import ClassicalBackbone
-from backbone.harmonize import band_width
-from tools.backbone import BackboneError, BackboneMeta, get_backbone, set_backbone
-from tools.values import Image, Mask
+from banana.agent.cli import app
+from banana.backbone import harmonize
+from banana.backbone.classical import ClassicalBackbone
+from banana.backbone.harmonize import band_width
+from banana.tools.backbone import BackboneError, BackboneMeta, get_backbone, set_backbone
+from banana.tools.values import Image, Mask
 
 # (photo, donor of the pasted patch, patch box y0, y1, x0, x1)
 PASTES = [

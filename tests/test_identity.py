@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from experts.identity import crop_box, identity_distance, lock_identity, restore_identity
-from experts.tone import adjust
-from tools.values import Identity, Image
+from banana.experts.identity import crop_box, identity_distance, lock_identity, restore_identity
+from banana.experts.tone import adjust
+from banana.tools.values import Identity, Image
 
 FACE = (slice(60, 180), slice(170, 285))  # the astronaut's face, rows then columns
 

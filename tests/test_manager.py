@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from experts.manager import ExpertManager, ManagerConfig, ModelSpec, choose, cuda_available, implementations, implements, manager
-from experts.perception import detect_faces
-from experts.targets import parse_target
+from banana.experts.manager import ExpertManager, ManagerConfig, ModelSpec, choose, cuda_available, implementations, implements, manager
+from banana.experts.perception import detect_faces
+from banana.experts.targets import parse_target
 
 
 def counting(name: str, memory_mb: int, calls: list[str], delay: float = 0.0) -> ModelSpec:

@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from experts.objects import hole_for, recolor, remove, replace
+from banana.experts.objects import hole_for, recolor, remove, replace
+from banana.tools.values import Image, Mask
 from tests.backbones import classical, installed
-from tools.values import Image, Mask
 
 RED = (255, 0, 0)
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from agent.samples import sample
-from experts.perception import detect, detect_faces, mask_from_boxes, segment, segment_alpha
-from experts.targets import parse_target
-from tools.values import Boxes, Image
+from banana.agent.samples import sample
+from banana.experts.perception import detect, detect_faces, mask_from_boxes, segment, segment_alpha
+from banana.experts.targets import parse_target
+from banana.tools.values import Boxes, Image
 
 ASTRONAUT_FACE = (174, 68, 278, 172)
 GRACE_FACE = (166, 128, 366, 329)
@@ -244,7 +244,7 @@ def test_cli_blurs_the_background_of_a_person(tmp_path, photos, masks):
     path.write_text(json.dumps(program))
     out = tmp_path / "out.png"
     proc = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "run", str(path), "--input", "sample:astronaut", "-o", str(out)],
+        [sys.executable, "-m", "banana.agent.cli", "run", str(path), "--input", "sample:astronaut", "-o", str(out)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

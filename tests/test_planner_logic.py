@@ -5,12 +5,12 @@ import json
 import httpx
 import pytest
 
-from agent.planner.base import Planner, PlanningError, PlanRequest
-from agent.planner.data import Generator, is_heldout
-from agent.planner.http import ServerBackend, ServerConfig, ServerError
-from agent.planner.train import TrainConfig, build_pairs, check_examples
-from agent.program import validate
-from agent.surface import parse_steps
+from banana.agent.planner.base import Planner, PlanningError, PlanRequest
+from banana.agent.planner.data import Generator, is_heldout
+from banana.agent.planner.http import ServerBackend, ServerConfig, ServerError
+from banana.agent.planner.train import TrainConfig, build_pairs, check_examples
+from banana.agent.program import validate
+from banana.agent.surface import parse_steps
 
 
 def test_generated_examples_all_lower_and_validate(registry):
@@ -21,8 +21,8 @@ def test_generated_examples_all_lower_and_validate(registry):
 
 
 def test_every_generated_colour_is_one_recolor_understands():
-    from agent.planner.data import COLORS
-    from experts.colors import parse_color
+    from banana.agent.planner.data import COLORS
+    from banana.experts.colors import parse_color
 
     for c in COLORS:
         parse_color(c)  # raises ValueError naming the colour
@@ -99,7 +99,7 @@ def backend_with(handler, **cfg):
 
 
 def _registry():
-    from tools.registry import default_registry
+    from banana.tools.registry import default_registry
 
     return default_registry()
 

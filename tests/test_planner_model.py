@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.planner import make_planner
-from agent.planner.base import PlanRequest, check
-from agent.program import ProgramError
-from agent.surface import canonical, parse_steps
-from tools.values import Image
+from banana.agent.planner import make_planner
+from banana.agent.planner.base import PlanRequest, check
+from banana.agent.program import ProgramError
+from banana.agent.surface import canonical, parse_steps
+from banana.tools.values import Image
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_batch_matches_single(planner):
 
 
 def banana(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, timeout=600, input=stdin)
+    return subprocess.run([sys.executable, "-m", "banana.agent.cli", *args], capture_output=True, text=True, timeout=600, input=stdin)
 
 
 def test_cli_plan_json_and_jsonl():

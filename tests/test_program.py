@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.program import MAX_NODES, ProgramError, parse_program, planner_schema, validate
+from banana.agent.program import MAX_NODES, ProgramError, parse_program, planner_schema, validate
 
 GOOD = {
     "version": 1,

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-import experts.restore
-from experts.restore import TILE, upscale
-from tools.spec import Cancelled, ToolContext
-from tools.values import Image
+import banana.experts.restore
+from banana.experts.restore import TILE, upscale
+from banana.tools.spec import Cancelled, ToolContext
+from banana.tools.values import Image
 
 
 def sharpness(pixels: np.ndarray) -> float:
@@ -48,7 +48,7 @@ def test_tiles_report_progress_and_match_a_single_pass(photos, monkeypatch):
     tiled = upscale(ctx=ToolContext(on_progress=lambda f, m: messages.append((f, m))), image=crop, factor=2).pixels
     assert [m for _, m in messages] == ["tile 1/4", "tile 2/4", "tile 3/4", "tile 4/4"]
     assert messages[-1][0] == 1.0
-    monkeypatch.setattr(experts.restore, "TILE", 4 * TILE)
+    monkeypatch.setattr(banana.experts.restore, "TILE", 4 * TILE)
     whole = upscale(image=crop, factor=2).pixels
     diff = np.abs(tiled.astype(int) - whole)
     assert diff.mean() < 0.05 and diff.max() <= 6, "tile seams show"

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import Field, ValidationError
 
-from tools.registry import Registry, RegistryError
-from tools.spec import Resources, ToolContext, tool
-from tools.values import Image, Mask, Number
+from banana.tools.registry import Registry, RegistryError
+from banana.tools.spec import Resources, ToolContext, tool
+from banana.tools.values import Image, Mask, Number
 
 
 @tool(role="style", resources=Resources(device="gpu", memory_mb=100))
@@ -78,7 +78,7 @@ def test_default_registry_has_core_tools(registry):
 def test_plugin_found_through_entry_point(tmp_path, monkeypatch):
     """A user's plug-in: one file, one decorator, one entry point in its own distribution."""
     (tmp_path / "my_plugin.py").write_text(textwrap.dedent('''
-        from tools import Image, tool
+        from banana.tools import Image, tool
 
         @tool(role="style")
         def mirror(image: Image) -> Image:
@@ -125,8 +125,8 @@ def test_ports_are_type_checked_by_name(astronaut):
 
 def test_module_plugins_register_only_what_they_list(tmp_path, monkeypatch):
     (tmp_path / "reexporting.py").write_text(textwrap.dedent('''
-        from experts.masks import invert  # imported, not this plug-in's
-        from tools import Image, tool
+        from banana.experts.masks import invert  # imported, not this plug-in's
+        from banana.tools import Image, tool
 
         __all__ = ["flip"]
 

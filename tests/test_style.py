@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from experts.style import CLASSICAL, NEURAL, STYLES, resolve_style, stylize
-from tools.values import Image, Mask
+from banana.experts.style import CLASSICAL, NEURAL, STYLES, resolve_style, stylize
+from banana.tools.values import Image, Mask
 
 
 @pytest.fixture(scope="module")

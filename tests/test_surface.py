@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import xgrammar as xgr
 
-from agent.program import ProgramError, validate
-from agent.surface import canonical, parse_steps, steps_grammar, to_steps
+from banana.agent.program import ProgramError, validate
+from banana.agent.surface import canonical, parse_steps, steps_grammar, to_steps
 
 
 def lowered(text, registry):
@@ -91,7 +91,7 @@ def test_canonical_ignores_ids_and_explicit_defaults(registry):
 def test_grammar_accepts_good_steps_and_rejects_bad(registry):
     from transformers import AutoTokenizer
 
-    from agent.planner.model import base_model_dir, im_end_id
+    from banana.agent.planner.model import base_model_dir, im_end_id
 
     tok = AutoTokenizer.from_pretrained(base_model_dir(), local_files_only=True)
     info = xgr.TokenizerInfo.from_huggingface(tok, stop_token_ids=[im_end_id(tok)])

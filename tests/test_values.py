@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from tools.values import Boxes, Face, Identity, Image, Mask, Number, Text, value_type
+from banana.tools.values import Boxes, Face, Identity, Image, Mask, Number, Text, value_type
 
 
 def test_image_roundtrip_and_hash(tmp_path, astronaut):

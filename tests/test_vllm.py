@@ -26,11 +26,11 @@ import httpx
 import jsonschema
 import pytest
 
-from agent.planner.base import Planner, PlanningError, PlanRequest, prompt_for
-from agent.planner.http import ServerBackend, ServerConfig
-from agent.planner.model import ADAPTER_DIR
-from agent.program import ProgramError, planner_schema, validate
-from agent.surface import parse_steps, steps_grammar
+from banana.agent.planner.base import Planner, PlanningError, PlanRequest, prompt_for
+from banana.agent.planner.http import ServerBackend, ServerConfig
+from banana.agent.planner.model import ADAPTER_DIR
+from banana.agent.program import ProgramError, planner_schema, validate
+from banana.agent.surface import parse_steps, steps_grammar
 
 URL = os.environ.get("BANANA_VLLM_URL", "")
 BASE, LORA = "smollm2-135m-instruct", "banana-planner"

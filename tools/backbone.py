@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from tools.values import Image, Mask
+from banana.tools.values import Image, Mask
 
 ENTRY_POINT_GROUP = "banana.backbones"
 Progress = Callable[[float, str], None]  # (fraction done, message); ToolContext.progress fits

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from tools.spec import ToolSpec
+from banana.tools.spec import ToolSpec
 
 ENTRY_POINT_GROUP = "banana.tools"
 log = logging.getLogger(__name__)

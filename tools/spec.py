@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from tools.values import Value
+from banana.tools.values import Value
 
 Role = Literal[
     "perception", "mask", "object", "background", "style", "restore", "geometry", "identity", "finalize"

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from agent.planner.base import Attempt, Backend, Plan, Planner, PlanningError, PlanRequest
-from tools.registry import Registry
+from banana.agent.planner.base import Attempt, Backend, Plan, Planner, PlanningError, PlanRequest
+from banana.tools.registry import Registry
 
 BackendName = Literal["embedded", "server"]
 
@@ -26,7 +26,7 @@ def make_planner(
     ``BANANA_PLANNER=server`` + ``BANANA_PLANNER_URL`` for vLLM."""
     backend = backend or os.environ.get("BANANA_PLANNER", "embedded")  # type: ignore[assignment]
     if backend == "server":
-        from agent.planner.http import ServerBackend, ServerConfig
+        from banana.agent.planner.http import ServerBackend, ServerConfig
 
         cfg = ServerConfig(
             base_url=server_url or os.environ.get("BANANA_PLANNER_URL", ServerConfig().base_url),
@@ -38,8 +38,8 @@ def make_planner(
         return Planner(ServerBackend(registry, cfg), registry, max_repairs)
     if backend != "embedded":
         raise ValueError(f"unknown planner backend {backend!r}; use 'embedded' or 'server'")
-    from agent.planner.embedded import EmbeddedBackend
-    from agent.planner.model import ADAPTER_DIR
+    from banana.agent.planner.embedded import EmbeddedBackend
+    from banana.agent.planner.model import ADAPTER_DIR
 
     adapter = Path(os.environ.get("BANANA_PLANNER_ADAPTER", ADAPTER_DIR))
     return Planner(EmbeddedBackend(registry, adapter=adapter, say=say), registry, max_repairs)

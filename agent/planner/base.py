@@ -14,10 +14,10 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from agent.program import Program, ProgramError, ValidProgram, input_names, parse_program, validate
-from agent.surface import parse_steps
-from prompts import render
-from tools.registry import Registry
+from banana.agent.program import Program, ProgramError, ValidProgram, input_names, parse_program, validate
+from banana.agent.surface import parse_steps
+from banana.prompts import render
+from banana.tools.registry import Registry
 
 Surface = Literal["json", "steps"]
 

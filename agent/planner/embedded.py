@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.planner.base import PlanRequest, Surface, prompt_for
-from agent.planner.model import ADAPTER_DIR, im_end_id, load_base
-from agent.surface import steps_grammar
-from tools.registry import Registry
+from banana.agent.planner.base import PlanRequest, Surface, prompt_for
+from banana.agent.planner.model import ADAPTER_DIR, im_end_id, load_base
+from banana.agent.surface import steps_grammar
+from banana.tools.registry import Registry
 
 
 class EmbeddedBackend:

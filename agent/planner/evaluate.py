@@ -1,6 +1,6 @@
 """Planner metrics: validity, validity after repair, exact match, tool F1, argument accuracy, latency.
 
-Programs are compared by :func:`agent.surface.canonical` (node ids do not matter,
+Programs are compared by :func:`banana.agent.surface.canonical` (node ids do not matter,
 defaults are filled in), case-insensitively (targets, colours and styles are read
 that way by the tools). Argument accuracy also drops a leading article from strings
 and compares numbers within 0.05.
@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.planner.base import Planner, PlanningError, PlanRequest
-from agent.program import Program, parse_program
-from agent.surface import canonical
-from tools.registry import Registry
+from banana.agent.planner.base import Planner, PlanningError, PlanRequest
+from banana.agent.program import Program, parse_program
+from banana.agent.surface import canonical
+from banana.tools.registry import Registry
 
 
 class Case(BaseModel):

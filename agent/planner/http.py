@@ -23,12 +23,12 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 
-from agent.planner.base import PlanRequest, Surface, prompt_for
-from agent.planner.data import Generator
-from agent.program import input_names, planner_schema
-from agent.surface import parse_steps, steps_grammar
-from prompts import render
-from tools.registry import Registry
+from banana.agent.planner.base import PlanRequest, Surface, prompt_for
+from banana.agent.planner.data import Generator
+from banana.agent.program import input_names, planner_schema
+from banana.agent.surface import parse_steps, steps_grammar
+from banana.prompts import render
+from banana.tools.registry import Registry
 
 Flavor = Literal["vllm", "llama.cpp"]
 

@@ -18,12 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.planner.base import prompt_for
-from agent.planner.data import Example, Generator
-from agent.planner.model import ADAPTER_DIR, IM_END, load_base
-from agent.program import ProgramError, validate
-from agent.surface import parse_steps
-from tools.registry import Registry
+from banana.agent.planner.base import prompt_for
+from banana.agent.planner.data import Example, Generator
+from banana.agent.planner.model import ADAPTER_DIR, IM_END, load_base
+from banana.agent.program import ProgramError, validate
+from banana.agent.surface import parse_steps
+from banana.tools.registry import Registry
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
