@@ -302,7 +302,6 @@ class Executor:
                 if hit is not None:
                     values[n] = result.outputs[n] = hit
                     result.cached.add(n)
-                    result.timings[n] = 0.0
                     emit("cached", n, spec.name, elapsed=0.0)
                     continue
                 fut = self._pool.submit(call, n, spec, ports, literals)

@@ -91,7 +91,39 @@ def masked(image: Image, mask: Mask) -> Image:
     return Image((image.pixels * (1 - mask.alpha[..., None] / 2)).astype(np.uint8))
 
 
-REG = Registry([shift, merge, rendezvous, gpu_work, boom, patient, thirds, masked])
+SERIAL = {"now": 0, "most": 0}
+
+
+@tool(role="style", resources=Resources(serial=True))
+def not_thread_safe(image: Image, *, tag: str = "") -> Image:
+    """Counts how many of these run at once (a model that is not thread-safe)."""
+    with DEVICE_LOCK:
+        SERIAL["now"] += 1
+        SERIAL["most"] = max(SERIAL["most"], SERIAL["now"])
+    time.sleep(0.05)
+    with DEVICE_LOCK:
+        SERIAL["now"] -= 1
+    return image
+
+
+REG = Registry([shift, merge, rendezvous, gpu_work, boom, patient, thirds, masked, not_thread_safe])
+_OPEN: list[Executor] = []
+
+
+def make(*args, **kw) -> Executor:
+    """An executor that is shut down when the test ends."""
+    ex = Executor(*args, **kw)
+    _OPEN.append(ex)
+    return ex
+
+
+@pytest.fixture(autouse=True)
+def _executors_are_shut_down():
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+    leaked = [t.name for t in threading.enumerate() if t.name.startswith("banana-node")]
+    assert not leaked, f"executor threads outlived the test: {leaked}"
 IMG = Image(np.full((8, 8, 3), 100, np.uint8))
 
 
@@ -105,7 +137,7 @@ def n(id, tool, **args):
 
 def run(valid, executor=None, **kw):
     events: list[NodeEvent] = []
-    ex = executor or Executor(REG, cache=ResultCache())
+    ex = executor or make(REG, cache=ResultCache())
     result = ex.run(valid, {"input": IMG}, on_event=events.append, **kw)
     return result, events
 
@@ -131,12 +163,12 @@ def test_gpu_tools_are_serialised_per_device():
     ON_DEVICE["most"] = 0
     nodes = [n(f"g{i}", "gpu_work", image="$input", tag=str(i)) for i in range(4)]
     joins = [n("j0", "merge", a="$g0", b="$g1"), n("j1", "merge", a="$g2", b="$g3"), n("j", "merge", a="$j0", b="$j1")]
-    result, _ = run(program(*nodes, *joins, output="$j"), Executor(REG, max_workers=4))
+    result, _ = run(program(*nodes, *joins, output="$j"), make(REG, max_workers=4))
     assert result.ok and ON_DEVICE["most"] == 1, "two GPU tools ran at once on one device"
 
 
 def test_cache_reruns_only_changed_node_and_dependants():
-    ex = Executor(REG, cache=ResultCache())
+    ex = make(REG, cache=ResultCache())
     nodes = [n("a", "shift", image="$input", delta=1), n("b", "shift", image="$input", delta=2), n("c", "merge", a="$a", b="$b")]
     CALLS.clear()
     first, _ = run(program(*nodes, output="$c"), ex)
@@ -152,7 +184,7 @@ def test_cache_reruns_only_changed_node_and_dependants():
 
 
 def test_default_args_share_cache_entries():
-    ex = Executor(REG, cache=ResultCache())
+    ex = make(REG, cache=ResultCache())
     CALLS.clear()
     run(program(n("a", "shift", image="$input"), output="$a"), ex)
     run(program(n("a", "shift", image="$input", delta=1), output="$a"), ex)
@@ -162,8 +194,8 @@ def test_default_args_share_cache_entries():
 def test_disk_cache_survives_a_new_executor(tmp_path):
     valid = program(n("a", "shift", image="$input", delta=7), output="$a")
     CALLS.clear()
-    run(valid, Executor(REG, cache=ResultCache(disk=tmp_path)))
-    result, _ = run(valid, Executor(REG, cache=ResultCache(disk=tmp_path)))
+    run(valid, make(REG, cache=ResultCache(disk=tmp_path)))
+    result, _ = run(valid, make(REG, cache=ResultCache(disk=tmp_path)))
     assert CALLS["shift"] == 1 and result.cached == {"a"}
     assert result.output.pixels[0, 0, 0] == 107
 
@@ -172,8 +204,8 @@ def test_disk_cache_chains_keys_so_reloaded_masks_still_hit(tmp_path):
     """A mask reloaded from disk differs in the last bits; what depends on it must still be served from the cache."""
     valid = program(n("m", "thirds", image="$input"), n("d", "masked", image="$input", mask="$m"), output="$d")
     CALLS.clear()
-    first, _ = run(valid, Executor(REG, cache=ResultCache(disk=tmp_path)))
-    second, _ = run(valid, Executor(REG, cache=ResultCache(disk=tmp_path)))
+    first, _ = run(valid, make(REG, cache=ResultCache(disk=tmp_path)))
+    second, _ = run(valid, make(REG, cache=ResultCache(disk=tmp_path)))
     assert CALLS == {"thirds": 1, "masked": 1}
     assert second.cached == {"m", "d"}
     assert np.array_equal(second.output.pixels, first.output.pixels)
@@ -187,7 +219,7 @@ def test_a_node_that_cannot_start_fails_alone():
     reg = Registry([bad, shift])
     valid = validate({"version": 1, "nodes": [n("a", "bad", image="$input"), n("b", "shift", image="$input"),
                                               n("c", "shift", image="$a")], "output": "$c"}, reg)
-    result = Executor(reg).run(valid, {"input": IMG})
+    result = make(reg).run(valid, {"input": IMG})
     assert result.failures["a"].error == "node 'a' (bad) could not start: RuntimeError: BANANA_DEVICE='tpu' is not a device"
     assert result.failures["c"].kind == "skipped"
 
@@ -198,7 +230,7 @@ def test_salt_separates_cache_entries():
     salted = tool(role="style", name="salted", salt=lambda: setting["value"])(shift.fn)
     reg = Registry([salted])
     valid = validate({"version": 1, "nodes": [n("s", "salted", image="$input")], "output": "$s"}, reg)
-    ex = Executor(reg, cache=ResultCache())
+    ex = make(reg, cache=ResultCache())
     CALLS.clear()
     ex.run(valid, {"input": IMG})
     ex.run(valid, {"input": IMG})
@@ -236,7 +268,32 @@ def test_events_carry_timings_and_progress():
     kinds = [e.kind for e in events]
     assert kinds[0] == "queued" and kinds[1] == "started" and kinds[-1] == "finished"
     assert [e.fraction for e in events if e.kind == "progress"] == [0.0, 1 / 3, 2 / 3]
-    assert events[-1].elapsed == pytest.approx(result.timings["p"])
+    assert result.timings["p"] >= 0.03  # three progress steps of 10 ms each ran inside the timed call
+
+
+def test_timings_only_for_nodes_that_ran_and_events_in_order():
+    ex = make(REG, cache=ResultCache())
+    first = program(n("a", "shift", image="$input", delta=3), n("b", "shift", image="$a", delta=4), output="$b")
+    result, events = run(first, ex)
+    assert set(result.timings) == {"a", "b"} and all(t > 0 for t in result.timings.values())
+    order = [(e.node, e.kind) for e in events if e.kind in ("started", "finished")]
+    assert order == [("a", "started"), ("a", "finished"), ("b", "started"), ("b", "finished")]
+    second = program(n("a", "shift", image="$input", delta=3), n("b", "shift", image="$a", delta=5), output="$b")
+    result, events = run(second, ex)
+    assert set(result.timings) == {"b"}, "a cached node has no timing"
+    assert [e.kind for e in events if e.node == "a"] == ["queued", "cached"]
+
+
+def test_serial_tools_never_overlap_but_others_do():
+    SERIAL["most"] = 0
+    nodes = [n(f"s{i}", "not_thread_safe", image="$input", tag=str(i)) for i in range(4)]
+    joins = [n("j0", "merge", a="$s0", b="$s1"), n("j1", "merge", a="$s2", b="$s3"), n("j", "merge", a="$j0", b="$j1")]
+    result, _ = run(program(*nodes, *joins, output="$j"), make(REG, max_workers=4))
+    assert result.ok and SERIAL["most"] == 1, "two calls of a serial tool overlapped"
+    MEET.reset()
+    pair = program(n("a", "rendezvous", image="$input", tag="a"), n("b", "rendezvous", image="$input", tag="b"),
+                   n("c", "merge", a="$a", b="$b"), output="$c")
+    assert run(pair, make(REG, max_workers=4))[0].ok, "tools without serial=True must still overlap"
 
 
 def test_cancellation_stops_running_and_pending_nodes():
@@ -247,7 +304,7 @@ def test_cancellation_stops_running_and_pending_nodes():
         if ev.kind == "progress" and ev.fraction and ev.fraction > 0.05:
             cancel.set()
 
-    result = Executor(REG).run(valid, {"input": IMG}, on_event=on_event, cancel=cancel)
+    result = make(REG).run(valid, {"input": IMG}, on_event=on_event, cancel=cancel)
     assert result.failures["p"].kind == "cancelled"
     assert result.failures["after"].kind in ("skipped", "cancelled")
     assert not result.ok
@@ -256,4 +313,4 @@ def test_cancellation_stops_running_and_pending_nodes():
 def test_missing_or_mistyped_inputs():
     valid = program(n("a", "shift", image="$input"), output="$a")
     with pytest.raises(ValueError, match=r"reads \$input but no such input"):
-        Executor(REG).run(valid, {})
+        make(REG).run(valid, {})
