@@ -79,7 +79,7 @@ def test_adjust_inside_mask_only(photos):
     out = adjust(image=coffee, mask=m, brightness=0.6).pixels
     assert np.array_equal(out[:, 200:], coffee.pixels[:, 200:])
     assert out[:, :200].mean() > coffee.pixels[:, :200].mean() + 20
-    assert structural_similarity(out[:, 200:], coffee.pixels[:, 200:], channel_axis=2) == 1.0
+    assert structural_similarity(out[:, :200], coffee.pixels[:, :200], channel_axis=2) < 0.95  # the masked side really changed
 
 
 def test_crop_variants(photos):

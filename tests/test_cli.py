@@ -1,6 +1,7 @@
 """The banana command, run as a real process on a real photo."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,8 +11,9 @@ import pytest
 from banana.tools.values import Image
 
 
-def banana(*args, check=False):
-    proc = subprocess.run([sys.executable, "-m", "banana.agent.cli", *args], capture_output=True, text=True, timeout=300)
+def banana(*args, check=False, env=None):
+    proc = subprocess.run([sys.executable, "-m", "banana.agent.cli", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(proc.stderr)
     return proc
@@ -30,9 +32,12 @@ def test_tools_json_lists_typed_ports():
     assert tools["invert"]["role"] == "mask"
 
 
-def test_tools_table():
-    out = banana("tools", check=True).stdout
-    assert "blur" in out and "combine" in out
+def test_tools_table_lists_every_registered_tool_once(registry):
+    out = banana("tools", check=True, env={"COLUMNS": "400"}).stdout  # wide enough that no name folds
+    first_cells = [line.split("│")[1].strip() for line in out.splitlines() if line.count("│") >= 5]
+    names = [c for c in first_cells if c and c != "tool"]
+    assert sorted(names) == sorted(spec.name for spec in registry)
+    assert f"{len(registry)} tools" in out
 
 
 def test_schema_is_json_with_every_tool():

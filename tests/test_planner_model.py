@@ -89,20 +89,40 @@ def test_cli_edit_blurs_the_background_and_keeps_the_face(tmp_path, astronaut):
     assert sharp(result[corner]) < 0.5 * sharp(astronaut.pixels[corner])
 
 
+def _tools(valid):
+    return [node.tool for node in valid.program.nodes]
+
+
+def _mask_before_invert(valid):
+    tools = _tools(valid)
+    return "invert" not in tools or any(t in ("segment", "detect", "mask_from_boxes") for t in tools[: tools.index("invert")])
+
+
+def _warmth_in_range(valid):
+    return all(0 < n.args.get("warmth", 0.5) <= 1 for n in valid.program.nodes if n.tool == "adjust")
+
+
+def _every_mask_used(valid):
+    used = {v[1:] for n in valid.program.nodes for v in n.args.values() if isinstance(v, str) and v.startswith("$")}
+    return all(n.id in used or "$" + n.id == valid.program.output for n in valid.program.nodes)
+
+
+# (instruction, broken plan, what the repaired plan must have fixed: the validator's complaint, checked directly)
 REPAIRS = [
-    ("blur the background behind me", "invert\nblur amount=0.5"),
-    ("make it a bit warmer", "adjust warmth=3"),
-    ("make the sky purple", 'recolr color="purple"'),
-    ("crop it to a square", 'crop aspect="1:1"\nsegment target="car"'),
+    ("blur the background behind me", "invert\nblur amount=0.5", _mask_before_invert),
+    ("make it a bit warmer", "adjust warmth=3", _warmth_in_range),
+    ("make the sky purple", 'recolr color="purple"', lambda v: "recolr" not in _tools(v) and "recolor" in _tools(v)),
+    ("crop it to a square", 'crop aspect="1:1"\nsegment target="car"', _every_mask_used),
 ]
 
 
-@pytest.mark.parametrize(("instruction", "broken"), REPAIRS)
-def test_the_model_repairs_a_plan_from_the_validators_messages(planner, registry, instruction, broken):
+@pytest.mark.parametrize(("instruction", "broken", "fixed_what_was_named"), REPAIRS)
+def test_the_model_repairs_a_plan_from_the_validators_messages(planner, registry, instruction, broken, fixed_what_was_named):
     """The real repair path: the previous plan and the validator's exact messages go back into the prompt."""
     with pytest.raises(ProgramError) as info:
         check(broken, "steps", registry)
     problems = [str(p) for p in info.value.problems]
     fixed = planner.backend.generate(PlanRequest(instruction=instruction), broken, problems)
-    check(fixed, "steps", registry)  # raises if the answer is still invalid
+    valid = check(fixed, "steps", registry)  # raises if the answer is still invalid
     assert fixed != broken
+    assert fixed_what_was_named(valid), f"the repair {fixed!r} does not fix {problems}"
