@@ -228,7 +228,7 @@ def _tool_rule(spec: ToolSpec) -> str:
     return f'step_{spec.name} ::= "{spec.name}" {" ".join(pieces)}'.rstrip()
 
 
-def steps_grammar(registry: Registry, max_steps: int = 8) -> str:
+def steps_grammar(registry: Registry, max_steps: int = MAX_NODES) -> str:
     """The xgrammar EBNF of the steps form for every registered tool."""
     tools = list(registry)
     return "\n".join([

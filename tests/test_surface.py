@@ -106,3 +106,33 @@ def test_grammar_accepts_good_steps_and_rejects_bad(registry):
     assert not accepts("paint color=\"red\"\n")  # not a registered tool
     assert not accepts('crop aspect="7:3"\n')  # not in the enum
     assert not accepts("upscale factor=5\n")
+
+
+def test_the_grammar_and_the_validator_share_one_step_limit(registry):
+    """The steps grammar allows exactly MAX_NODES lines, the validator exactly MAX_NODES nodes."""
+    from transformers import AutoTokenizer
+
+    from banana.agent.planner.model import base_model_dir, im_end_id
+    from banana.agent.program import MAX_NODES
+
+    tok = AutoTokenizer.from_pretrained(base_model_dir(), local_files_only=True)
+    info = xgr.TokenizerInfo.from_huggingface(tok, stop_token_ids=[im_end_id(tok)])
+    compiled = xgr.GrammarCompiler(info).compile_grammar(steps_grammar(registry))
+    line = "blur amount=0.1\n"
+    matcher = xgr.GrammarMatcher(compiled)
+    assert matcher.accept_string(line * MAX_NODES)
+    assert not matcher.accept_string(line), "the grammar allows a step past MAX_NODES"
+    at_limit = "\n".join(["blur amount=0.1"] * MAX_NODES)
+    assert len(parse_steps(at_limit, registry).nodes) == MAX_NODES
+    with pytest.raises(ProgramError, match=f"at most {MAX_NODES} are allowed"):
+        parse_steps(at_limit + "\nblur amount=0.1", registry)
+
+
+def test_to_steps_says_when_a_program_has_no_steps_form(registry):
+    # segment reads the adjusted picture; in steps, perception always reads the session's input
+    program = {"version": 1, "nodes": [
+        {"id": "a", "tool": "adjust", "args": {"image": "$input", "brightness": 0.2}},
+        {"id": "m", "tool": "segment", "args": {"image": "$a", "target": "person"}},
+        {"id": "c", "tool": "blur", "args": {"image": "$a", "mask": "$m", "amount": 0.6}}], "output": "$c"}
+    with pytest.raises(ValueError, match="this program's shape has no steps form"):
+        to_steps(program, registry)
