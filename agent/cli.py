@@ -17,6 +17,7 @@ from rich.table import Table
 from banana.agent.executor import Executor, NodeEvent, ResultCache, RunResult
 from banana.agent.planner import Plan, Planner, PlanningError, PlanRequest, make_planner
 from banana.agent.planner.http import ServerError
+from banana.agent.preflight import NeedsWeights
 from banana.agent.program import ProgramError, ValidProgram, input_names, planner_schema, validate
 from banana.agent.samples import load_image
 from banana.tools.backbone import BackboneMeta
@@ -131,9 +132,16 @@ def timing_table(valid: ValidProgram, result: RunResult) -> Table:
 
 def execute(registry: Registry, valid: ValidProgram, images: dict[str, Image], output: Path, quiet: bool,
             cache: ResultCache | None = None) -> None:
-    """Run a validated program, report timings, backbone notes and failures, write the output (exit 1 on failure)."""
-    with Executor(registry, cache=cache) as executor:
-        result = run_with_progress(executor, valid, images, quiet)
+    """Run a validated program, report timings, backbone notes and failures, write the output.
+
+    Exit 1 when a node fails; exit 3 when the set-up cannot run the program at all (it needs diffusion weights), before any work.
+    """
+    try:
+        with Executor(registry, cache=cache) as executor:
+            result = run_with_progress(executor, valid, images, quiet)
+    except NeedsWeights as exc:
+        console.print(f"[yellow]needs weights:[/yellow] {exc}", highlight=False)
+        raise typer.Exit(3) from None
     if not quiet:
         console.print(timing_table(valid, result))
     print_backbone_notes(valid, result)

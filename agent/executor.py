@@ -26,7 +26,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from banana.agent.preflight import preflight
 from banana.agent.program import ValidProgram, is_ref, ref_name
+from banana.tools.files import ReadPolicy, file_digests
 from banana.tools.registry import Registry
 from banana.tools.spec import Cancelled, ToolContext, ToolSpec
 from banana.tools.values import Value, value_type
@@ -183,10 +185,12 @@ class Executor:
         registry: Registry,
         cache: ResultCache | None = None,
         max_workers: int = 2,
+        files: ReadPolicy | None = None,
     ) -> None:
         self.registry = registry
         self.cache = cache if cache is not None else ResultCache()
         self.max_workers = max_workers
+        self.files = files or ReadPolicy()  # what programs may read from disk: nothing unless granted
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="banana-node")
@@ -214,13 +218,18 @@ class Executor:
         on_event: Callable[[NodeEvent], None] | None = None,
         cancel: threading.Event | None = None,
     ) -> RunResult:
-        """Run the nodes the output needs; never raises for a failing tool (see RunResult)."""
+        """Run the nodes the output needs; never raises for a failing tool (see RunResult).
+
+        Raises before any node starts when the inputs do not fit, or when the set-up cannot run the
+        program at all (:class:`banana.agent.preflight.NeedsWeights`).
+        """
         for name in valid.inputs_used:
             if name not in inputs:
                 raise ValueError(f"the program reads ${name} but no such input was given (got: {', '.join(inputs) or 'none'})")
             want = valid.types[name]
             if inputs[name].type_name != want:
                 raise ValueError(f"input ${name} must be a {want}, got a {inputs[name].type_name}")
+        preflight(valid, self.registry)
         cancel = cancel or threading.Event()
         t0 = time.perf_counter()
         emit_lock = threading.Lock()
@@ -248,7 +257,9 @@ class Executor:
             spec = self.registry.get(node.tool)
             refs = {k: ref_name(v) for k, v in node.args.items() if k in spec.inputs and is_ref(v)}
             literals = spec.args_model.model_validate({k: v for k, v in node.args.items() if k in spec.arg_names}).model_dump()
-            key = cache_key(spec, literals, {k: keys[r] for k, r in refs.items()})
+            feeds = {k: keys[r] for k, r in refs.items()}
+            feeds.update({f"file:{k}": d for k, d in file_digests(spec, literals, self.files).items()})  # content, not path
+            key = cache_key(spec, literals, feeds)
             return spec, {k: values[r] for k, r in refs.items()}, literals, key
 
         def call(node_id: str, spec: ToolSpec, ports: dict[str, Value], literals: dict[str, Any]) -> tuple[Value, float]:
@@ -258,6 +269,7 @@ class Executor:
                 device=device,
                 on_progress=lambda f, m: emit("progress", node_id, spec.name, fraction=f, message=m),
                 cancel=cancel,
+                files=self.files,
             )
             lock = self._lock_for(spec, device)
             if lock is not None:

@@ -26,12 +26,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from banana.tools.codeversion import source_hash
+from banana.tools.files import ReadPolicy
 from banana.tools.values import Value
 
 Role = Literal[
     "perception", "mask", "object", "background", "style", "restore", "geometry", "identity", "finalize"
 ]
 ROLES: tuple[str, ...] = typing.get_args(Role)
+Needs = Literal["generative"]  # what a tool cannot run without; checked before a program runs (banana.agent.preflight)
 TOOL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -40,7 +43,7 @@ class Cancelled(Exception):
 
 
 class ToolContext:
-    """What a running tool may use: progress reports, cancellation, its device."""
+    """What a running tool may use: progress reports, cancellation, its device, the files it may read."""
 
     def __init__(
         self,
@@ -48,9 +51,11 @@ class ToolContext:
         device: str = "cpu",
         on_progress: Callable[[float, str], None] | None = None,
         cancel: threading.Event | None = None,
+        files: ReadPolicy | None = None,
     ) -> None:
         self.node_id = node_id
         self.device = device
+        self.files = files or ReadPolicy()  # grants nothing unless the caller says so
         self._on_progress = on_progress
         self._cancel = cancel or threading.Event()
 
@@ -100,9 +105,20 @@ class ToolSpec(BaseModel):
     resources: Resources = Resources()
     version: str = "1"
     one_of: list[list[str]] = Field(default_factory=list, description="groups of ports/args of which exactly one is given")
+    needs: Needs | None = Field(default=None, description="'generative': only a diffusion backbone with weights can run it")
     fn: Callable[..., Value] = Field(exclude=True, repr=False)
     salt: Callable[[], str] | None = Field(default=None, exclude=True, repr=False)
+    cache: bool = Field(default=True, description="False: the executor runs it every time and never caches its result")
+    env: tuple[str, ...] = Field(default=(), description="environment variables its results depend on; cache keys cover their values")
     context_param: str | None = Field(default=None, exclude=True, description="the parameter that receives the ToolContext")
+    checks: tuple[Callable[..., Any], ...] = Field(default=(), exclude=True, repr=False,
+                                                   description="the critic's checks of one call (see banana.tools.checks)")
+    phrase: str = Field(default="", description="plain words for one call, e.g. 'blur {mask}, amount {amount}' (see banana.tools.checks)")
+
+    @property
+    def code_version(self) -> str:
+        """The declared version plus a hash of the tool's source and its package's helpers (editing them invalidates the cache)."""
+        return f"{self.version}+{source_hash(self.fn.__module__)}"
 
     @property
     def arg_names(self) -> list[str]:
@@ -127,6 +143,7 @@ class ToolSpec(BaseModel):
             "one_of": self.one_of,
             "resources": self.resources.model_dump(),
             "version": self.version,
+            "needs": self.needs,
         }
 
     def signature(self) -> str:
@@ -179,13 +196,20 @@ def tool(
     version: str = "1",
     one_of: list[list[str]] | None = None,
     salt: Callable[[], str] | None = None,
+    needs: Needs | None = None,
+    cache: bool = True,
+    env: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Value]], ToolSpec]:
     """Turn a typed function into a :class:`ToolSpec` (see the module docstring).
 
     ``one_of`` names groups of ports/args of which a call must give exactly one
     (e.g. crop's boxes / box / aspect); the validator checks it before anything runs.
     ``salt`` returns what results depend on beyond the inputs (e.g. which backbone
-    is configured); the executor's cache key includes it.
+    is configured); the executor's cache key includes it. ``needs="generative"`` marks a tool
+    that only a diffusion backbone can run: a program using it stops before any work without one.
+    ``cache=False``: the executor always runs it (e.g. it reads something that changes under it).
+    ``env`` names environment variables the tool reads: the cache key covers their values (the
+    content of files it reads through :data:`banana.tools.files.FilePath` args is covered too).
     """
 
     def wrap(fn: Callable[..., Value]) -> ToolSpec:
@@ -239,6 +263,9 @@ def tool(
             version=version,
             fn=fn,
             salt=salt,
+            needs=needs,
+            cache=cache,
+            env=tuple(env),
             context_param=context_param,
         )
 
