@@ -3,10 +3,12 @@
 import threading
 
 import cv2
+import ncnn
 import numpy as np
 import pytest
 
 import banana.experts.restore
+from banana.experts.manager import manager
 from banana.experts.restore import TILE, upscale
 from banana.tools.spec import Cancelled, ToolContext
 from banana.tools.values import Image
@@ -21,7 +23,9 @@ def test_upscale_gives_exactly_factor_times_the_size(photos, factor):
     crop = Image(photos["coffee"].pixels[100:175, 200:301])  # 101 x 75: odd sizes on purpose
     out = upscale(image=crop, factor=factor)
     assert out.pixels.shape == (75 * factor, 101 * factor, 3)
-    assert out.meta["native_scale"] == factor and out.meta["device"] == "cpu"
+    chosen = manager().device_for(wants_gpu=True)  # what the expert manager picked for the upscaler
+    expected = "vulkan" if chosen == "cuda" and ncnn.get_gpu_count() > 0 else "cpu"
+    assert out.meta["native_scale"] == factor and out.meta["device"] == expected
 
 
 @pytest.mark.parametrize("name", ["astronaut", "chelsea", "grace_hopper"])

@@ -15,6 +15,7 @@ the model, which is the evaluation's business, not this test's.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -25,11 +26,12 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
+import xgrammar as xgr
 
 from banana.agent.planner.base import Planner, PlanningError, PlanRequest, prompt_for
 from banana.agent.planner.http import ServerBackend, ServerConfig
 from banana.agent.planner.model import ADAPTER_DIR
-from banana.agent.program import ProgramError, planner_schema, validate
+from banana.agent.program import MAX_NODES, ProgramError, planner_schema, validate
 from banana.agent.surface import parse_steps, steps_grammar
 
 URL = os.environ.get("BANANA_VLLM_URL", "")
@@ -105,18 +107,33 @@ def post(backend: ServerBackend, rec: Recorder, body: dict[str, Any]) -> dict[st
     return resp.json()["choices"][0]
 
 
-def accepts(grammar: str, text: str, complete: bool = True) -> bool:
-    """xgrammar's own verdict (the engine vLLM constrains with): is ``text`` in the grammar (or a prefix of it)?"""
-    from xgrammar.testing import _is_grammar_accept_string
+@functools.cache
+def _compiled(grammar: str) -> xgr.CompiledGrammar:
+    from transformers import AutoTokenizer
 
-    return _is_grammar_accept_string(grammar, text, require_termination=complete)
+    from banana.agent.planner.model import base_model_dir, im_end_id
+
+    tok = AutoTokenizer.from_pretrained(base_model_dir(), local_files_only=True)
+    info = xgr.TokenizerInfo.from_huggingface(tok, stop_token_ids=[im_end_id(tok)])
+    return xgr.GrammarCompiler(info).compile_grammar(grammar)
+
+
+def accepts(grammar: str, text: str, complete: bool = True) -> bool:
+    """xgrammar's own verdict (the engine vLLM constrains with): is ``text`` in the grammar (or a prefix of it)?
+
+    Public matcher API: the text must be accepted, and when ``complete`` the grammar must be able to end there.
+    """
+    matcher = xgr.GrammarMatcher(_compiled(grammar))
+    if not matcher.accept_string(text):
+        return False
+    return not complete or matcher.is_completed()
 
 
 def assert_steps_shape(text: str, registry, grammar: str, complete: bool = True) -> None:
     """What the grammar guarantees: the line shape, registered tools, and lowering never fails on syntax."""
     assert accepts(grammar, text, complete), f"not in the steps grammar: {text!r}"
     lines = text.splitlines()
-    assert 1 <= len(lines) <= 8 or not complete
+    assert 1 <= len(lines) <= MAX_NODES or not complete
     assert all(ln.split(" ", 1)[0] in registry.names() for ln in lines if ln), text
     try:
         parse_steps(text, registry)
