@@ -13,6 +13,7 @@ from banana.experts.colors import parse_color
 from banana.experts.imaging import composite, diagonal, fit_mask, luminance, to_float, to_image
 from banana.experts.objects import generative_backbone
 from banana.tools.backbone import fingerprint
+from banana.experts.checks import declared
 from banana.tools.spec import Resources, tool
 from banana.tools.values import Image, Mask
 
@@ -26,7 +27,7 @@ def masked_blur(rgb: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray
     return np.where(den > 1e-3, num / np.maximum(den, 1e-3), plain)
 
 
-@tool(role="background")
+@tool(role="background", **declared("blur"))
 def blur(
     image: Image,
     mask: Mask | None = None,
@@ -83,7 +84,8 @@ def faded_background(rgb: np.ndarray, background: np.ndarray, sigma: float) -> n
     return grey + (soft - grey) * 0.3
 
 
-@tool(role="background", resources=Resources(memory_mb=50), one_of=[["color", "prompt", "file"]], salt=fingerprint)
+@tool(role="background", resources=Resources(memory_mb=50), one_of=[["color", "prompt", "file"]], salt=fingerprint,
+      **declared("replace_background"))
 def replace_background(
     image: Image,
     mask: Mask,

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from banana.experts.checks import declared
 from banana.tools.spec import tool
 from banana.tools.values import Boxes, Image
 
@@ -30,7 +31,7 @@ def aspect_box(image: Image, aspect: str) -> tuple[int, int, int, int]:
     return x0, y0, x0 + cw, y0 + ch
 
 
-@tool(role="geometry", one_of=[["boxes", "box", "aspect"]])
+@tool(role="geometry", one_of=[["boxes", "box", "aspect"]], **declared("crop"))
 def crop(
     image: Image,
     boxes: Boxes | None = None,

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from banana.experts.embeddings import distance, embedder
 from banana.experts.faces import FACE_OVAL, face_landmarks, find_faces, landmarks_in
+from banana.experts.checks import declared
 from banana.tools.spec import Resources, tool
 from banana.tools.values import Face, Identity, Image
 
@@ -51,7 +52,7 @@ def faces_of(image: Image) -> list[Face]:
     return faces
 
 
-@tool(role="identity", resources=Resources(memory_mb=150))
+@tool(role="identity", resources=Resources(memory_mb=150), **declared("lock_identity"))
 def lock_identity(image: Image) -> Identity:
     """Remember the faces (embeddings, landmarks, pixels) so restore_identity can bring them back after an edit."""
     return Identity(tuple(faces_of(image)), (image.height, image.width))
@@ -136,7 +137,7 @@ def _paste(rgb: np.ndarray, face: Face, size: tuple[int, int], scale: tuple[floa
     return out
 
 
-@tool(role="identity", resources=Resources(memory_mb=150))
+@tool(role="identity", resources=Resources(memory_mb=150), **declared("restore_identity"))
 def restore_identity(
     image: Image,
     identity: Identity,

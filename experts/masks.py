@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from banana.experts.checks import declared
 from banana.tools.spec import tool
 from banana.tools.values import Mask
 
@@ -18,13 +19,13 @@ def _same_size(a: Mask, b: Mask) -> np.ndarray:
     return cv2.resize(b.alpha, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
-@tool(role="mask")
+@tool(role="mask", **declared("invert"))
 def invert(mask: Mask) -> Mask:
     """Select everything the mask does not (e.g. the background of a person mask)."""
     return Mask(1.0 - mask.alpha)
 
 
-@tool(role="mask")
+@tool(role="mask", **declared("combine"))
 def combine(a: Mask, b: Mask, *, op: Literal["union", "intersect", "subtract"] = "union") -> Mask:
     """Combine two masks: union (either), intersect (both) or subtract (a but not b)."""
     bb = _same_size(a, b)
@@ -35,7 +36,7 @@ def combine(a: Mask, b: Mask, *, op: Literal["union", "intersect", "subtract"] =
     return Mask(np.minimum(a.alpha, 1.0 - bb))
 
 
-@tool(role="mask")
+@tool(role="mask", **declared("grow"))
 def grow(mask: Mask, *, pixels: Annotated[int, Field(ge=-200, le=200)] = 8) -> Mask:
     """Grow the mask outwards by some pixels (negative shrinks it)."""
     if pixels == 0:

@@ -20,6 +20,7 @@ from banana.experts.colors import lab_to_linear, linear_to_srgb, parse_color, rg
 from banana.experts.imaging import composite, fit_mask, to_float, to_image
 from banana.experts.manager import choose, implements, model
 from banana.tools.backbone import Backbone, fingerprint, get_backbone
+from banana.experts.checks import declared
 from banana.tools.spec import Resources, tool
 from banana.tools.values import Image, Mask
 
@@ -136,7 +137,7 @@ def fill_hole(image: Image, hole: Hole) -> tuple[np.ndarray, dict[str, Any]]:
     return impl.run(image, hole), decision.as_meta()
 
 
-@tool(role="object", resources=Resources(memory_mb=50))
+@tool(role="object", resources=Resources(memory_mb=50), **declared("remove"))
 def remove(image: Image, mask: Mask) -> Image:
     """Remove what the mask selects and fill the hole from its surroundings."""
     hole = hole_for(mask, image, "remove")
@@ -171,7 +172,7 @@ def tint(rgb: np.ndarray, target: np.ndarray) -> np.ndarray:
     return linear_to_srgb(lin)
 
 
-@tool(role="object")
+@tool(role="object", **declared("recolor"))
 def recolor(image: Image, mask: Mask, *, color: Annotated[str, Field(min_length=1, max_length=40)]) -> Image:
     """Give the masked region a new colour (a name like purple, or #RRGGBB), keeping its shading and texture."""
     target = parse_color(color)
@@ -197,7 +198,7 @@ def generative_backbone() -> tuple[Backbone | None, str]:
     return backbone, ""
 
 
-@tool(role="object", resources=Resources(device="gpu", memory_mb=50), salt=fingerprint)
+@tool(role="object", resources=Resources(device="gpu", memory_mb=50), salt=fingerprint, **declared("replace"))
 def replace(image: Image, mask: Mask, *, prompt: Annotated[str, Field(min_length=1, max_length=200)]) -> Image:
     """Replace what the mask selects with something described by the prompt (needs a generative backbone)."""
     hole = hole_for(mask, image, "replace")

@@ -24,6 +24,7 @@ from banana.experts.matting import components, refine_edges
 from banana.experts.sky import sky_region
 from banana.experts.subject import subject_region
 from banana.experts.targets import Target, cannot_find, parse_target
+from banana.experts.checks import declared
 from banana.tools.spec import Resources, tool
 from banana.tools.values import Boxes, Image, Mask
 
@@ -119,7 +120,7 @@ def segment_alpha(image: Image, target: str) -> np.ndarray:
     return np.clip(alpha, 0.0, 1.0).astype(np.float32)
 
 
-@tool(role="perception", resources=Resources(memory_mb=200))
+@tool(role="perception", resources=Resources(memory_mb=200), **declared("segment"))
 def segment(image: Image, *, target: TargetPhrase) -> Mask:
     """Select a person, face, skin, hair, the sky, the background, the main subject or a colour ('the red car')."""
     return Mask(segment_alpha(image, target))
@@ -129,13 +130,13 @@ def _boxes(found: list[tuple[tuple[int, int, int, int], float]], label: str, ima
     return Boxes(tuple(b for b, _ in found), tuple(s for _, s in found), tuple(label for _ in found), (image.height, image.width))
 
 
-@tool(role="identity", resources=Resources(memory_mb=20))
+@tool(role="identity", resources=Resources(memory_mb=20), **declared("detect_faces"))
 def detect_faces(image: Image) -> Boxes:
     """Find faces (mediapipe BlazeFace): pixel boxes, largest first; none is an empty list, not an error."""
     return _boxes([(f.box, f.score) for f in find_faces(image.pixels)], "face", image)
 
 
-@tool(role="perception", resources=Resources(memory_mb=200))
+@tool(role="perception", resources=Resources(memory_mb=200), **declared("detect"))
 def detect(image: Image, *, target: TargetPhrase) -> Boxes:
     """Boxes around faces, people, or any segment target's regions (colour regions: one per object), largest first."""
     parsed = parse_target(target)
@@ -165,7 +166,7 @@ def _box_size(boxes: Boxes, image: Image | None) -> tuple[int, int]:
     raise ValueError("mask_from_boxes needs the picture's size: pass the image, or boxes that carry image_size (from detect)")
 
 
-@tool(role="mask")
+@tool(role="mask", **declared("mask_from_boxes"))
 def mask_from_boxes(boxes: Boxes, image: Image | None = None, *, shape: Literal["box", "ellipse"] = "ellipse") -> Mask:
     """Fill boxes, or the ellipses inside them, as a mask with soft outer edges (e.g. faces to blur)."""
     h, w = _box_size(boxes, image)

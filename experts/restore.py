@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from banana.experts.manager import manager, model
+from banana.experts.checks import declared
 from banana.tools.spec import Resources, ToolContext, tool
 from banana.tools.values import Image
 
@@ -117,7 +118,7 @@ def super_resolve(sr: SuperResolution, rgb8: np.ndarray, ctx: ToolContext) -> np
     return out
 
 
-@tool(role="restore", resources=Resources(device="gpu", memory_mb=300))
+@tool(role="restore", resources=Resources(device="gpu", memory_mb=300), **declared("upscale"))
 def upscale(image: Image, ctx: ToolContext, *, factor: Literal[2, 3, 4] = 2) -> Image:
     """Enlarge the picture 2, 3 or 4 times with Real-ESRGAN, recovering sharp detail."""
     size = (image.width * factor, image.height * factor)

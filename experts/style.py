@@ -21,6 +21,7 @@ from pydantic import Field
 
 from banana.experts.imaging import composite, fit_mask, to_float, to_image
 from banana.experts.manager import manager, model
+from banana.experts.checks import declared
 from banana.tools.spec import Resources, tool
 from banana.tools.values import Image, Mask
 
@@ -220,7 +221,7 @@ def render(style: Style, rgb8: np.ndarray) -> np.ndarray:
     return out
 
 
-@tool(role="style", resources=Resources(device="gpu", memory_mb=300))
+@tool(role="style", resources=Resources(device="gpu", memory_mb=300), **declared("stylize"))
 def stylize(
     image: Image,
     mask: Mask | None = None,

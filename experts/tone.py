@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from banana.experts.imaging import composite, fit_mask, luminance, to_float, to_image
+from banana.experts.checks import declared
 from banana.tools.spec import tool
 from banana.tools.values import Image, Mask
 
@@ -34,7 +35,7 @@ def apply_tone(rgb: np.ndarray, brightness: float, contrast: float, saturation: 
     return np.clip(out, 0.0, 1.0)
 
 
-@tool(role="style")
+@tool(role="style", **declared("adjust"))
 def adjust(
     image: Image,
     mask: Mask | None = None,

@@ -199,6 +199,8 @@ def tool(
     needs: Needs | None = None,
     cache: bool = True,
     env: tuple[str, ...] = (),
+    checks: tuple[Callable[..., Any], ...] = (),
+    phrase: str = "",
 ) -> Callable[[Callable[..., Value]], ToolSpec]:
     """Turn a typed function into a :class:`ToolSpec` (see the module docstring).
 
@@ -210,6 +212,8 @@ def tool(
     ``cache=False``: the executor always runs it (e.g. it reads something that changes under it).
     ``env`` names environment variables the tool reads: the cache key covers their values (the
     content of files it reads through :data:`banana.tools.files.FilePath` args is covered too).
+    ``checks`` are the critic's checks of one call (keep / follow / quality, see :mod:`banana.tools.checks`);
+    ``phrase`` says one call in plain words for the intent check (``{port}``/``{arg}`` fields, ``[optional parts]``).
     """
 
     def wrap(fn: Callable[..., Value]) -> ToolSpec:
@@ -267,6 +271,8 @@ def tool(
             cache=cache,
             env=tuple(env),
             context_param=context_param,
+            checks=tuple(checks),
+            phrase=phrase,
         )
 
     return wrap
