@@ -89,7 +89,7 @@ class _Server:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
                 if delay:
