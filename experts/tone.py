@@ -1,14 +1,15 @@
-"""Global and local tone: brightness, contrast, saturation, warmth."""
+"""Global and local tone: brightness, contrast, saturation, warmth, hue, shadows, highlights."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import cv2
 import numpy as np
 from pydantic import Field
 
-from banana.experts.imaging import composite, fit_mask, luminance, to_float, to_image
 from banana.experts.checks import declared
+from banana.experts.imaging import composite, diagonal, fit_mask, luminance, to_float, to_image
 from banana.tools.spec import tool
 from banana.tools.values import Image, Mask
 
@@ -35,6 +36,30 @@ def apply_tone(rgb: np.ndarray, brightness: float, contrast: float, saturation: 
     return np.clip(out, 0.0, 1.0)
 
 
+def shift_hue(rgb: np.ndarray, hue: float) -> np.ndarray:
+    """Turn every colour around the HSV hue circle by ``hue`` x 180 degrees (1 and -1 both give the complementary colours)."""
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb, np.float32), cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = (hsv[..., 0] + 180.0 * hue) % 360.0
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def _lift(rgb: np.ndarray, amount: float, weight: np.ndarray) -> np.ndarray:
+    w = (0.6 * amount * weight)[..., None]
+    return rgb + (1.0 - rgb) * w if amount > 0 else rgb * (1.0 + w)
+
+
+def shadows_highlights(rgb: np.ndarray, shadows: float, highlights: float, sigma: float) -> np.ndarray:
+    """Brighten (> 0) or deepen (< 0) the dark and the bright tones apart; the weights follow a blurred
+    lightness, so the tones of regions move while the detail inside them stays."""
+    base = cv2.GaussianBlur(luminance(rgb), (0, 0), sigma)
+    out = rgb
+    if shadows:
+        out = _lift(out, shadows, (1.0 - base) ** 2)
+    if highlights:
+        out = _lift(out, highlights, base**2)
+    return np.clip(out, 0.0, 1.0)
+
+
 @tool(role="style", **declared("adjust"))
 def adjust(
     image: Image,
@@ -44,8 +69,15 @@ def adjust(
     contrast: Amount = 0.0,
     saturation: Amount = 0.0,
     warmth: Amount = 0.0,
+    hue: Amount = 0.0,
+    shadows: Amount = 0.0,
+    highlights: Amount = 0.0,
 ) -> Image:
-    """Change brightness, contrast, saturation (-1 = grayscale) or warmth, everywhere or inside a mask."""
+    """Change brightness, contrast, saturation (-1 = grayscale), warmth, hue (shift), shadows or highlights, everywhere or in a mask."""
     rgb = to_float(image)
     edited = apply_tone(rgb, brightness, contrast, saturation, warmth)
+    if hue:
+        edited = np.clip(shift_hue(edited, hue), 0.0, 1.0)
+    if shadows or highlights:
+        edited = shadows_highlights(edited, shadows, highlights, max(1.0, diagonal(image) / 100.0))
     return to_image(composite(edited, rgb, fit_mask(mask, image)))
