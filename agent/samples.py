@@ -30,10 +30,9 @@ def _sklearn(name: str) -> Callable[[], np.ndarray]:
 def _matplotlib(name: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
         from matplotlib.cbook import get_sample_data
-        from PIL import Image as PILImage
 
-        with get_sample_data(name) as f, PILImage.open(f) as im:
-            return np.asarray(im.convert("RGB"))
+        with get_sample_data(name) as f:
+            return Image.decode(f.read(), f"sample:{name}").pixels
 
     return load
 
@@ -57,8 +56,9 @@ def sample(name: str) -> Image:
     return Image(np.ascontiguousarray(SAMPLES[name]()[:, :, :3]), meta={"source": f"sample:{name}"})
 
 
-def load_image(spec: str) -> Image:
-    """A picture from a file path or ``sample:NAME``."""
+def load_image(spec: str, *, max_pixels: int | None = None, max_side: int | None = None) -> Image:
+    """A picture from a file path or ``sample:NAME``; files go through the one loader, :meth:`Image.load`
+    (limits before decoding, EXIF, alpha, deep modes; :class:`~banana.tools.pictures.PictureError` names the file)."""
     if spec.startswith("sample:"):
         return sample(spec.split(":", 1)[1])
-    return Image.load(spec)
+    return Image.load(spec, max_pixels=max_pixels, max_side=max_side)

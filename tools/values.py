@@ -19,6 +19,9 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
 
+from banana.tools.pictures import PictureError as PictureError  # re-exported: what Image.load raises
+from banana.tools.pictures import decode
+
 META_KEY = "banana:meta"
 
 
@@ -107,16 +110,21 @@ class Image(Value):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> Image:
+    def load(cls, path: str | Path, *, max_pixels: int | None = None, max_side: int | None = None) -> Image:
+        """Read a picture file: size limits checked before decoding, EXIF upright, alpha over white,
+        8-bit RGB (see :mod:`banana.tools.pictures`); :class:`PictureError` names the file when it cannot be used."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no image at {path}")
-        try:
-            with PILImage.open(path) as im:
-                meta = json.loads(im.text[META_KEY]) if META_KEY in getattr(im, "text", {}) else {}
-                return cls(np.asarray(im.convert("RGB")), meta=meta)
-        except PILImage.UnidentifiedImageError as exc:
-            raise ValueError(f"{path} is not an image file PIL can read") from exc
+        with path.open("rb") as f:
+            pixels, meta = decode(f, str(path), META_KEY, max_pixels, max_side)
+        return cls(pixels, meta=meta)
+
+    @classmethod
+    def decode(cls, data: bytes, name: str, *, max_pixels: int | None = None, max_side: int | None = None) -> Image:
+        """The same as :meth:`load`, for a file's bytes (``name`` is what errors call it)."""
+        pixels, meta = decode(data, name, META_KEY, max_pixels, max_side)
+        return cls(pixels, meta=meta)
 
 
 @dataclass(frozen=True, eq=False)
