@@ -21,6 +21,7 @@ from banana.agent.preflight import NeedsWeights
 from banana.agent.program import ProgramError, ValidProgram, input_names, planner_schema, validate
 from banana.agent.samples import load_image
 from banana.tools.backbone import BackboneMeta
+from banana.tools.files import ReadPolicy
 from banana.tools.registry import Registry, RegistryError, default_registry
 from banana.tools.values import Image
 
@@ -131,13 +132,13 @@ def timing_table(valid: ValidProgram, result: RunResult) -> Table:
 
 
 def execute(registry: Registry, valid: ValidProgram, images: dict[str, Image], output: Path, quiet: bool,
-            cache: ResultCache | None = None) -> None:
+            cache: ResultCache | None = None, files: ReadPolicy | None = None) -> None:
     """Run a validated program, report timings, backbone notes and failures, write the output.
 
     Exit 1 when a node fails; exit 3 when the set-up cannot run the program at all (it needs diffusion weights), before any work.
     """
     try:
-        with Executor(registry, cache=cache) as executor:
+        with Executor(registry, cache=cache, files=files) as executor:
             result = run_with_progress(executor, valid, images, quiet)
     except NeedsWeights as exc:
         console.print(f"[yellow]needs weights:[/yellow] {exc}", highlight=False)
@@ -158,6 +159,19 @@ def execute(registry: Registry, valid: ValidProgram, images: dict[str, Image], o
     console.print(f"wrote {output}")
 
 
+AllowReadOpt = Annotated[list[Path] | None, typer.Option(
+    "--allow-read", help="a folder programs may read files from (e.g. replace_background file=); repeatable")]
+
+
+def _read_policy(allow_read: list[Path] | None, inputs: list[str]) -> ReadPolicy:
+    """Programs may read the session's input files and the granted folders, nothing else."""
+    try:
+        return ReadPolicy(dirs=allow_read or [], files=[p for p in inputs if not p.startswith("sample:")])
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
 @app.command("run")
 def run_cmd(
     program: Annotated[Path, typer.Argument(help="program JSON file")],
@@ -165,10 +179,12 @@ def run_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="where to write the result (PNG)")],
     cache_dir: Annotated[Path | None, typer.Option(help="keep node results on disk here")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or timing table")] = False,
+    allow_read: AllowReadOpt = None,
 ) -> None:
     """Validate and run a program on input images; write the output picture."""
     registry = _registry()
     valid = _read_program(program, registry, len(input))
+    files = _read_policy(allow_read, input)
     images: dict[str, Image] = {}
     for name, path in zip(input_names(len(input)), input, strict=True):
         try:
@@ -176,7 +192,7 @@ def run_cmd(
         except (OSError, ValueError, KeyError) as exc:
             console.print(f"[red]error:[/red] --input {path}: {exc}")
             raise typer.Exit(2) from None
-    execute(registry, valid, images, output, quiet, ResultCache(disk=cache_dir))
+    execute(registry, valid, images, output, quiet, ResultCache(disk=cache_dir), files)
 
 
 # ---------------------------------------------------------------- planning
@@ -263,11 +279,13 @@ def edit_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="where to write the result (PNG)")],
     save_program: Annotated[Path | None, typer.Option(help="also write the planned program here")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    allow_read: AllowReadOpt = None,
     backend: BackendOpt = None, server_url: ServerOpt = None, server_model: ModelOpt = None, flavor: FlavorOpt = None,
 ) -> None:
     """Plan an instruction, validate it, and run it on a picture."""
     request = _request(instruction)
     registry = _registry()
+    files = _read_policy(allow_read, [image])
     try:
         picture = load_image(image)
     except (OSError, ValueError, KeyError) as exc:
@@ -278,7 +296,7 @@ def edit_cmd(
     console.print(escape(plan.attempts[-1].text), highlight=False)
     if save_program:
         save_program.write_text(plan.program.to_json(indent=2) + "\n")
-    execute(registry, validate(plan.program, registry), {"input": picture}, output, quiet)
+    execute(registry, validate(plan.program, registry), {"input": picture}, output, quiet, files=files)
 
 
 planner_app = typer.Typer(no_args_is_help=True, help="Train the embedded planner.")

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from banana.tools.files import is_file_arg
 from banana.tools.registry import Registry
 from banana.tools.spec import ToolSpec
 
@@ -342,7 +343,8 @@ def node_schema(spec: ToolSpec, refs: list[str] | None = None) -> dict[str, Any]
         if p.required:
             required.append(port)
     for name, prop in args_schema.get("properties", {}).items():
-        props[name] = _inline(prop, defs)
+        if not is_file_arg(prop):  # host paths are not the planner's to offer (banana.tools.files)
+            props[name] = _inline(prop, defs)
     required += spec.required_args()
     return {
         "type": "object",

@@ -31,6 +31,7 @@ import re
 from typing import Any
 
 from banana.agent.program import MAX_NODES, Problem, Program, ProgramError, a, is_ref, parse_program, ref_name
+from banana.tools.files import is_file_arg
 from banana.tools.registry import Registry
 from banana.tools.spec import ToolSpec
 
@@ -221,7 +222,7 @@ def _tool_rule(spec: ToolSpec) -> str:
     pieces = []
     required = set(spec.required_args())
     for name, prop in spec.args_schema().get("properties", {}).items():
-        rule = _value_rule(prop)
+        rule = None if is_file_arg(prop) else _value_rule(prop)  # host paths are not the planner's to offer
         if rule is not None:
             piece = f'" {name}=" ({rule})'
             pieces.append(piece if name in required else f"({piece})?")

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import cv2
 import numpy as np
 from pydantic import Field
 
+from banana.experts.checks import declared
 from banana.experts.colors import parse_color
 from banana.experts.imaging import composite, diagonal, fit_mask, luminance, to_float, to_image
 from banana.experts.objects import generative_backbone
 from banana.tools.backbone import fingerprint
-from banana.experts.checks import declared
-from banana.tools.spec import Resources, tool
+from banana.tools.files import FilePath, ReadPolicy
+from banana.tools.spec import Resources, ToolContext, tool
 from banana.tools.values import Image, Mask
 
 
@@ -61,13 +61,11 @@ def cover(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     return big[y0 : y0 + height, x0 : x0 + width]
 
 
-def load_backdrop(file: str, image: Image) -> np.ndarray:
-    path = Path(file).expanduser()
-    if not path.is_file():
-        raise ValueError(f"replace_background: no image file at {str(path)!r} (give a path to a PNG or JPEG)")
+def load_backdrop(file: str, image: Image, files: ReadPolicy) -> np.ndarray:
+    """The picture a program named, read only if the caller granted it (see banana.tools.files)."""
     try:
-        backdrop = Image.load(path)
-    except ValueError as exc:
+        backdrop = Image.decode(files.read(file), file)
+    except ValueError as exc:  # ReadRefused, PictureError
         raise ValueError(f"replace_background: {exc}") from None
     return to_float(Image(cover(backdrop.pixels, image.height, image.width)))
 
@@ -89,11 +87,12 @@ def faded_background(rgb: np.ndarray, background: np.ndarray, sigma: float) -> n
 def replace_background(
     image: Image,
     mask: Mask,
+    ctx: ToolContext,
     *,
     color: Annotated[str, Field(min_length=1, max_length=40)] | None = None,
     color2: Annotated[str, Field(min_length=1, max_length=40)] | None = None,
     prompt: Annotated[str, Field(min_length=1, max_length=200)] | None = None,
-    file: Annotated[str, Field(min_length=1, max_length=500)] | None = None,
+    file: FilePath | None = None,
 ) -> Image:
     """Put a new background behind the masked foreground: a colour, a gradient (color to color2), a picture file, or a prompt."""
     given = [name for name, v in (("color", color), ("prompt", prompt), ("file", file)) if v is not None]
@@ -110,7 +109,7 @@ def replace_background(
         backdrop = gradient(image.height, image.width, top, bottom)
         meta["background"] = "gradient" if color2 is not None else "color"
     elif file is not None:
-        backdrop = load_backdrop(file, image)
+        backdrop = load_backdrop(file, image, ctx.files)
         meta["background"] = "file"
     else:
         backbone, why_not = generative_backbone()

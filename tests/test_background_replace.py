@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from banana.experts.background import replace_background
+from banana.tools.files import ReadPolicy
+from banana.tools.spec import ToolContext
 from banana.tools.values import Mask
 from tests.backbones import classical, installed
 
@@ -56,7 +58,8 @@ def test_gradient_runs_from_color_to_color2(subject):
 def test_file_background_covers_the_frame(subject, photos, tmp_path):
     image, mask, inside, outside = subject
     path = photos["coffee"].save(tmp_path / "coffee.png")
-    out = replace_background(image=image, mask=mask, file=str(path)).pixels
+    granted = ToolContext(files=ReadPolicy(dirs=[tmp_path]))
+    out = replace_background(granted, image=image, mask=mask, file=str(path)).pixels
     assert np.array_equal(out[inside], image.pixels[inside])
     coffee = photos["coffee"].pixels  # 400 x 600: covering 512 x 512 scales to 512 x 768 and crops the middle
     expected = cv2.resize(coffee, (768, 512), interpolation=cv2.INTER_CUBIC)[:, 128:640]
@@ -71,10 +74,13 @@ def test_arguments_are_checked(subject, tmp_path):
         replace_background(image=image, mask=mask, color="red", prompt="a beach")
     with pytest.raises(ValueError, match="give color as well"):
         replace_background(image=image, mask=mask, color2="red", file="x.png")
-    with pytest.raises(ValueError, match=r"no image file at .*missing\.png"):
-        replace_background(image=image, mask=mask, file=str(tmp_path / "missing.png"))
+    granted = ToolContext(files=ReadPolicy(dirs=[tmp_path]))
+    with pytest.raises(ValueError, match=r"file '.*missing\.png' is not readable by this program"):
+        replace_background(granted, image=image, mask=mask, file=str(tmp_path / "missing.png"))
     (tmp_path / "notes.png").write_text("not a picture")
-    with pytest.raises(ValueError, match="not an image file"):
+    with pytest.raises(ValueError, match=r"notes\.png: not an image file PIL can read"):
+        replace_background(granted, image=image, mask=mask, file=str(tmp_path / "notes.png"))
+    with pytest.raises(ValueError, match=r"notes\.png' is not readable by this program"):  # nothing granted: refused unread
         replace_background(image=image, mask=mask, file=str(tmp_path / "notes.png"))
     with pytest.raises(ValueError, match="unknown colour"):
         replace_background(image=image, mask=mask, color="sky-ish")
