@@ -147,7 +147,7 @@ def test_config_from_environment(monkeypatch, tmp_path):
         BackboneConfig.from_env()
     monkeypatch.delenv("BANANA_BACKBONE_ADAPTERS")
     monkeypatch.setenv("BANANA_DEVICE", "tpu")
-    with pytest.raises(BackboneError, match="device"):
+    with pytest.raises(BackboneError, match="BANANA_DEVICE='tpu': Input should be"):
         BackboneConfig.from_env()
 
 
