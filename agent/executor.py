@@ -2,9 +2,11 @@
 
 - dependency order; independent branches run concurrently on a thread pool;
   tools that need a GPU (or say they are not thread-safe) hold a lock per device;
-- a content-addressed cache (tool, version, salt, literal args and the keys of the
-  nodes feeding it, chained back to the input pictures' content hashes), so a
-  re-run with one changed node re-executes only that node and its dependants;
+- a content-addressed cache (:mod:`banana.agent.cache`: the tool, its code version, salt,
+  literal args, the content of files it reads and the keys of the nodes feeding it, chained
+  back to the input pictures' content hashes), so a re-run with one changed node re-executes
+  only that node and its dependants; a tool with ``cache=False`` always runs, and what it
+  feeds is keyed on its output's content;
 - events per node for progress bars and servers;
 - a failing node stops only its dependants; finished results stay available;
 - cancellation between nodes, and inside tools that call ``ctx.progress``.
@@ -12,26 +14,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from banana.agent.cache import ResultCache, cache_key
 from banana.agent.preflight import preflight
 from banana.agent.program import ValidProgram, is_ref, ref_name
 from banana.tools.files import ReadPolicy, file_digests
 from banana.tools.registry import Registry
 from banana.tools.spec import Cancelled, ToolContext, ToolSpec
-from banana.tools.values import Value, value_type
+from banana.tools.values import Value
 
 log = logging.getLogger(__name__)
 EventKind = Literal["queued", "started", "progress", "finished", "cached", "failed", "skipped", "cancelled"]
@@ -86,86 +85,6 @@ class RunResult:
         if failure is None:
             failure = NodeFailure(node=self.output_id, tool="?", kind="failed", error="the output was not produced")
         raise RunError(failure)
-
-
-class ResultCache:
-    """Bounded in-memory LRU of tool results, optionally backed by a folder on disk."""
-
-    def __init__(self, max_bytes: int = 1 << 30, disk: str | Path | None = None) -> None:
-        self.max_bytes = max_bytes
-        self.disk = Path(disk) if disk else None
-        self._items: OrderedDict[str, Value] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-        if self.disk:
-            self.disk.mkdir(parents=True, exist_ok=True)
-
-    def get(self, key: str) -> Value | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return value
-        value = self._load(key)
-        with self._lock:
-            if value is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-        if value is not None:
-            self._remember(key, value)
-        return value
-
-    def put(self, key: str, value: Value) -> None:
-        self._remember(key, value)
-        if self.disk:
-            tmp = self.disk / f".{key}.{value.type_name}{value.suffix}.tmp{value.suffix}"
-            value.save(tmp)
-            tmp.replace(self.disk / f"{key}.{value.type_name}{value.suffix}")
-
-    def _remember(self, key: str, value: Value) -> None:
-        size = value.nbytes
-        if size > self.max_bytes:
-            return
-        with self._lock:
-            if key in self._items:
-                return
-            self._items[key] = value
-            self._bytes += size
-            while self._bytes > self.max_bytes:
-                _, old = self._items.popitem(last=False)
-                self._bytes -= old.nbytes
-
-    def _load(self, key: str) -> Value | None:
-        if not self.disk:
-            return None
-        for path in self.disk.glob(f"{key}.*"):
-            if path.name.count(".") != 2:
-                continue
-            return value_type(path.name.split(".")[1]).load(path)
-        return None
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-def cache_key(spec: ToolSpec, literals: dict[str, Any], port_keys: dict[str, str]) -> str:
-    """A node's key: its tool, version, salt and literals, and the *keys* of what feeds it.
-
-    Keys chain from the session inputs' content hashes (a Merkle chain), so a result
-    reloaded from disk in a slightly different form (a 16-bit mask) still matches.
-    """
-    h = hashlib.blake2b(digest_size=20)
-    h.update(f"{spec.name}@{spec.version}".encode())
-    if spec.salt is not None:
-        h.update(spec.salt().encode())
-    h.update(json.dumps(literals, sort_keys=True, default=str).encode())
-    for name in sorted(port_keys):
-        h.update(f"|{name}={port_keys[name]}".encode())
-    return h.hexdigest()
 
 
 def resolve_device(spec: ToolSpec) -> str:
@@ -248,19 +167,31 @@ class Executor:
         deps = {n: {p for p in valid.graph.predecessors(n)} for n in valid.order}
         waiting = set(valid.order)
         running: dict[Future[tuple[Value, float]], str] = {}
+        pending: dict[str, tuple[ToolSpec, dict[str, Any], str | None, dict[str, str]]] = {}  # running node -> what caching it needs
 
         for n in valid.order:
             emit("queued", n, nodes[n].tool)
 
-        def prepare(node_id: str) -> tuple[ToolSpec, dict[str, Value], dict[str, Any], str]:
+        def prepare(node_id: str) -> tuple[ToolSpec, dict[str, Value], dict[str, Any], str | None, dict[str, str]]:
+            """The node's tool, ports, literals, cache key (None: the tool opted out) and the digests of files it reads."""
             node = nodes[node_id]
             spec = self.registry.get(node.tool)
             refs = {k: ref_name(v) for k, v in node.args.items() if k in spec.inputs and is_ref(v)}
             literals = spec.args_model.model_validate({k: v for k, v in node.args.items() if k in spec.arg_names}).model_dump()
             feeds = {k: keys[r] for k, r in refs.items()}
-            feeds.update({f"file:{k}": d for k, d in file_digests(spec, literals, self.files).items()})  # content, not path
-            key = cache_key(spec, literals, feeds)
-            return spec, {k: values[r] for k, r in refs.items()}, literals, key
+            digests = file_digests(spec, literals, self.files)
+            feeds.update({f"file:{k}": d for k, d in digests.items()})  # content, not path
+            key = cache_key(spec, literals, feeds, resolve_device(spec)) if spec.cache else None
+            return spec, {k: values[r] for k, r in refs.items()}, literals, key, digests
+
+        def files_unchanged(spec: ToolSpec, literals: dict[str, Any], digests: dict[str, str]) -> bool:
+            """Whether the files a node read are still what its key says (one replaced while it ran must not be cached)."""
+            if not digests:
+                return True
+            try:
+                return file_digests(spec, literals, self.files) == digests
+            except Exception:  # gone or refused now: do not vouch for the result
+                return False
 
         def call(node_id: str, spec: ToolSpec, ports: dict[str, Value], literals: dict[str, Any]) -> tuple[Value, float]:
             device = resolve_device(spec)
@@ -304,21 +235,21 @@ class Executor:
                     fail(n, "cancelled", f"node {n!r} was cancelled before it started")
                     continue
                 try:
-                    spec, ports, literals, key = prepare(n)
-                    keys[n] = key
-                    hit = self.cache.get(key)
+                    spec, ports, literals, key, digests = prepare(n)
+                    hit = None if key is None else self.cache.get(key, spec.output)
                 except Exception as exc:  # configuration (e.g. a backbone salt) or a cache read: this node fails, not the run
                     fail(n, "failed", f"node {n!r} ({nodes[n].tool}) could not start: {type(exc).__name__}: {exc}")
                     skip_dependants(n)
                     continue
                 if hit is not None:
+                    keys[n] = key  # type: ignore[assignment]  # a hit has a key
                     values[n] = result.outputs[n] = hit
                     result.cached.add(n)
                     emit("cached", n, spec.name, elapsed=0.0)
                     continue
                 fut = self._pool.submit(call, n, spec, ports, literals)
-                fut.key = key  # type: ignore[attr-defined]
                 running[fut] = n
+                pending[n] = (spec, literals, key, digests)
             if not running:
                 if waiting and not any(deps[n] <= values.keys() for n in waiting):
                     break  # the rest wait on failures (already skipped) — nothing can run
@@ -326,6 +257,7 @@ class Executor:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
                 n = running.pop(fut)
+                spec, literals, key, digests = pending.pop(n)
                 try:
                     out, elapsed = fut.result()
                 except Cancelled:
@@ -339,10 +271,14 @@ class Executor:
                 values[n] = result.outputs[n] = out
                 result.timings[n] = elapsed
                 result.executed.append(n)
-                try:
-                    self.cache.put(fut.key, out)  # type: ignore[attr-defined]
-                except OSError as exc:  # a full or read-only cache folder must not lose the result
-                    log.warning("could not cache node %r: %s", n, exc)
+                if key is None or not files_unchanged(spec, literals, digests):
+                    keys[n] = f"value:{out.content_hash}"  # not cached: what it feeds is keyed on what it made
+                else:
+                    keys[n] = key
+                    try:
+                        self.cache.put(key, out)
+                    except OSError as exc:  # a full or read-only cache folder must not lose the result
+                        log.warning("could not cache node %r: %s", n, exc)
                 emit("finished", n, nodes[n].tool, elapsed=elapsed)
         for n in sorted(waiting):
             fail(n, "cancelled" if cancel.is_set() else "skipped", f"node {n!r} did not run")

@@ -9,6 +9,8 @@ classical no-weights fallback, which says so in every result's metadata).
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -156,7 +158,7 @@ def get_backbone() -> Backbone:
     with _lock:
         if _current is None:
             config = BackboneConfig.from_env()
-            _current, _current_key = load_backbone(config), config.model_dump_json()
+            _current, _current_key = load_backbone(config), config_identity(config)
         return _current
 
 
@@ -165,7 +167,7 @@ def set_backbone(backbone: Backbone | None) -> None:
     global _current, _current_key
     with _lock:
         _current = backbone
-        _current_key = None if backbone is None else f"{type(backbone).__qualname__}@{id(backbone)}"
+        _current_key = None if backbone is None else backbone_identity(backbone)
 
 
 def fingerprint() -> str:
@@ -173,4 +175,57 @@ def fingerprint() -> str:
     with _lock:
         if _current_key is not None:
             return _current_key
-    return BackboneConfig.from_env().model_dump_json()
+    return config_identity(BackboneConfig.from_env())
+
+
+MAX_WEIGHT_FILES = 10_000  # a weights folder is a few dozen files; stop walking a mistaken one (a home folder) here
+_PROCESS_TOKEN = os.urandom(8).hex()
+_installs = itertools.count()
+
+
+def weights_identity(location: Path | str | None) -> str:
+    """What a weights location holds, without reading the weights: each file's relative path, size and mtime.
+
+    A hub id (``hf:org/name``) or a missing path is identified by its text only. Symlinks are followed
+    (a hub snapshot links to its blobs), so replacing a file's content in place changes the identity.
+    """
+    if location is None:
+        return "-"
+    path = Path(str(location)).expanduser()
+    if not path.exists():
+        return f"name:{location}"
+    h = hashlib.blake2b(digest_size=16)
+    files = [path] if path.is_file() else []
+    if path.is_dir():
+        for root, dirs, names in os.walk(path, followlinks=True):
+            dirs.sort()
+            files.extend(Path(root) / n for n in sorted(names))
+            if len(files) > MAX_WEIGHT_FILES:
+                break
+    for f in files[:MAX_WEIGHT_FILES]:
+        try:
+            st = f.stat()
+        except OSError:  # a dangling link
+            h.update(f"{f.relative_to(path) if f != path else f.name}|missing".encode())
+            continue
+        h.update(f"{f.relative_to(path) if f != path else f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return f"files:{h.hexdigest()}:{len(files)}"
+
+
+def config_identity(config: BackboneConfig) -> str:
+    """A backbone config plus the identity of every weights location it names: the same in every process."""
+    parts = [config.model_dump_json(), f"weights={weights_identity(config.weights)}", f"controlnet={weights_identity(config.controlnet)}"]
+    parts += [f"adapter:{name}={weights_identity(path)}" for name, path in sorted(config.adapters.items())]
+    return "|".join(parts)
+
+
+def backbone_identity(backbone: Backbone) -> str:
+    """What an installed backbone's results depend on: its config's identity when it has one.
+
+    A backbone without a :class:`BackboneConfig` (a custom object) gets a key of its own that no other
+    install, in this process or another, shares: its results are never served to a different backbone.
+    """
+    config = getattr(backbone, "config", None)
+    if isinstance(config, BackboneConfig):
+        return config_identity(config)
+    return f"{type(backbone).__module__}.{type(backbone).__qualname__}|unshared:{_PROCESS_TOKEN}:{next(_installs)}"
