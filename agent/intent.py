@@ -1,0 +1,172 @@
+"""Intent checks: does the plan do what the request's own words ask? (No model: a few cue words.)
+
+Three measurable mistakes the planner makes and no pixel check can see:
+- scope reversed: "darken everything except him" planned on the person (``invert`` missing),
+  "keep only the dog in colour" greying the dog;
+- direction reversed: "brighter" planned with a negative brightness, "remove the blur" planned as a blur;
+- a clause dropped: "blur the background and make it black and white" with no adjust step.
+Each finding is a hard :class:`CheckResult` with one line of advice, and where one step
+fixes it (invert the mask, flip a sign) a :class:`Fix` the loop applies without re-planning.
+Cues are deliberately conservative: a request with no clear cue is not judged.
+"""
+
+from __future__ import annotations
+
+import re
+
+from banana.agent.describe import edit_nodes, mask_targets
+from banana.agent.program import ValidProgram, is_ref, ref_name
+from banana.tools.checks import CheckResult, Fix
+from banana.tools.registry import Registry
+
+OUTSIDE = re.compile(
+    r"\b(except|apart from|other than|but (?:not )?(?:the |his |her |my |their )?(?:person|him|her|me|them|face)|behind|background|backdrop|"
+    r"bg|surroundings|everything else|the rest|around (?:him|her|me|them|it|the \w+)|keep (?:only )?(?:the |my |his |her )?[\w ]{1,20}? in colou?r|"
+    r"only (?:the |my |his |her )?[\w ]{1,20}? (?:in|stays?|remains?) colou?r)\b",
+    re.I,
+)
+SELECTIVE_COLOUR = re.compile(r"\b(keep|leave|only)\b[^.]{0,40}\bin colou?r\b|\bcolou?r splash\b", re.I)
+NEGATED_BLUR = re.compile(
+    r"\b(unblur|deblur|de-blur|remove (?:the )?blur|less blurry|not blurry|fix (?:the )?blur|sharpen|too blurry|blurry (?:photo|picture|image))\b",
+    re.I,
+)
+BRIGHTER = re.compile(r"\b(brighten|brighter|lighten|lighter|more light|too dark|underexposed)\b", re.I)
+DARKER = re.compile(r"\b(darken|darker|dim|dimmer|too bright|overexposed|moody)\b", re.I)
+WARMER = re.compile(r"\b(warmer|warm it|warm up|warm tones?|golden|too cold|too blue)\b", re.I)
+COOLER = re.compile(r"\b(cooler|cool it|cool down|cool tones?|colder|too warm|too yellow|too orange)\b", re.I)
+GREY = re.compile(r"\b(black and white|black & white|b&w|b/w|gr[ae]yscale|monochrome|desaturate[d]?|colou?rless|gr[ae]y ?out)\b", re.I)
+VIVID = re.compile(r"\b(more saturat\w*|saturate|vivid|vibrant|punchier|more colou?rful|pop)\b", re.I)
+CLAUSES: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
+    "blur": (re.compile(r"\b(blur+(?:red|ry)?|defocus|bokeh|out of focus)\b", re.I), ("blur",)),
+    "tone": (
+        re.compile(r"\b(brighten|brighter|lighten|darken|darker|black and white|b&w|gr[ae]yscale|monochrome|desaturate|contrast)\b", re.I),
+        ("adjust", "enhance", "stylize", "retouch"),
+    ),
+    "crop": (re.compile(r"\b(crop|square format|16:9|9:16|4:3|3:2|aspect)\b", re.I), ("crop",)),
+    "upscale": (re.compile(r"\b(upscale|enlarge|upsize|higher resolution|super.?resolution|[234]x bigger)\b", re.I), ("upscale",)),
+    "remove": (
+        re.compile(r"\b(remove|erase|get rid of|delete|take out)\b", re.I),
+        ("remove", "replace", "edit", "retouch", "denoise", "sharpen", "enhance", "dehaze", "replace_background"),
+    ),
+}
+REPAINT_HINT = {
+    "blur": "add a blur step",
+    "tone": "add an adjust step",
+    "crop": "add a crop step",
+    "upscale": "add an upscale step",
+    "remove": "add a remove step",
+}
+
+
+def _mask_target(valid: ValidProgram, nid: str, targets: dict[str, str]) -> str | None:
+    ref = valid.program.node(nid).args.get("mask")
+    return targets.get(ref_name(ref), "") if is_ref(ref) else None
+
+
+def _inside_subject(target: str) -> bool:
+    """A mask that selects a subject itself (not the background around it)."""
+    return (
+        bool(target)
+        and not target.startswith("not ")
+        and not any(w in target for w in ("background", "backdrop", "bg", "surroundings", "sky"))
+    )
+
+
+def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list[CheckResult]:
+    """Hard findings where the plan contradicts the request's own words; nothing when the words are unclear."""
+    text = request.strip()
+    out: list[CheckResult] = []
+    targets = mask_targets(valid)
+    edits = edit_nodes(valid, registry)
+    tools = {valid.program.node(n).tool for n in edits}
+
+    def res(check: str, node: str, ok: bool, advice: str, fix: Fix | None = None) -> CheckResult:
+        tool = valid.program.node(node).tool if node else ""
+        return CheckResult(
+            check=check, kind="intent", node=node, tool=tool, value=float(not ok), threshold=0.0, passed=ok, advice=advice, fix=fix
+        )
+
+    # scope: "except / behind / background / keep X in colour" wants the edit outside the subject
+    if OUTSIDE.search(text):
+        masked = [
+            (n, t)
+            for n in edits
+            if (t := _mask_target(valid, n, targets)) is not None and valid.program.node(n).tool != "replace_background"
+        ]
+        wrong = [(n, t) for n, t in masked if _inside_subject(t)]
+        if masked and len(wrong) == len(masked):
+            n, t = wrong[0]
+            out.append(
+                res(
+                    "edit is outside the subject",
+                    n,
+                    False,
+                    f"the request edits what is around or except the subject, but {n!r} edits the {t} itself: invert the mask",
+                    Fix(invert_mask=True),
+                )
+            )
+        elif masked:
+            out.append(res("edit is outside the subject", masked[0][0], True, ""))
+    # a global grey-out when only the rest should lose colour is also a scope error
+    if SELECTIVE_COLOUR.search(text):
+        for n in edits:
+            node = valid.program.node(n)
+            if node.tool == "adjust" and float(node.args.get("saturation", 0) or 0) < 0 and _mask_target(valid, n, targets) is None:
+                out.append(
+                    res(
+                        "colour kept where asked",
+                        n,
+                        False,
+                        f"the request keeps something in colour but {n!r} greys the whole picture: mask it to everything except the subject",
+                    )
+                )
+    # direction of the tone words
+    for pattern, opposite, arg, sign, words in (
+        (BRIGHTER, DARKER, "brightness", 1, "brighter"),
+        (DARKER, BRIGHTER, "brightness", -1, "darker"),
+        (WARMER, COOLER, "warmth", 1, "warmer"),
+        (COOLER, WARMER, "warmth", -1, "cooler"),
+        (GREY, VIVID, "saturation", -1, "less colourful"),
+        (VIVID, GREY, "saturation", 1, "more colourful"),
+    ):
+        if not pattern.search(text) or opposite.search(text):
+            continue
+        for n in edits:
+            node = valid.program.node(n)
+            value = float(node.args.get(arg, 0) or 0) if node.tool == "adjust" else 0.0
+            if value * sign < 0:
+                out.append(
+                    res(
+                        f"{arg} direction",
+                        n,
+                        False,
+                        f"the request asks for {words} but {n!r} sets {arg} {value:g}: flip its sign",
+                        Fix(args={arg: -value}),
+                    )
+                )
+    # the opposite verb: "remove the blur" planned as a blur
+    if NEGATED_BLUR.search(text) and "blur" in tools:
+        n = next(n for n in edits if valid.program.node(n).tool == "blur")
+        out.append(
+            res(
+                "no blur when unblurring",
+                n,
+                False,
+                "the request asks to remove blur or sharpen, but the plan blurs: use sharpen (or enhance) instead of blur",
+            )
+        )
+    # a clause with no step
+    for clause, (pattern, can_do) in CLAUSES.items():
+        if clause == "blur" and NEGATED_BLUR.search(text):
+            continue
+        m = pattern.search(text)
+        if m and not tools.intersection(can_do) and any(t in registry for t in can_do):
+            out.append(
+                res(
+                    f"clause '{m.group(0).lower()}' planned",
+                    "",
+                    False,
+                    f"the request says '{m.group(0)}' but no step does it: {REPAINT_HINT[clause]}",
+                )
+            )
+    return out
