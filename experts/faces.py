@@ -10,9 +10,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
 from banana.experts.manager import model
+
+WORK_SIDE = 2048  # mediapipe sees at most this on the long side: its bundled OpenCV aborts the process at 32,767
 
 # Face-mesh landmark indices, as ordered polygons (mediapipe ships them as unordered edge sets).
 FACE_OVAL = (10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148,
@@ -24,16 +27,30 @@ RIGHT_BROW = (46, 53, 52, 65, 55, 107, 66, 105, 63, 70)
 LIPS_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
 
 
+def bounded(rgb: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
+    """A working copy at most ``side`` px on the long side (the picture itself when it is smaller)."""
+    h, w = rgb.shape[:2]
+    if max(h, w) <= side:
+        return rgb
+    scale = side / max(h, w)
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
 class Graph:
-    """A mediapipe graph behind a lock: graphs keep state between calls and are not thread-safe."""
+    """A mediapipe graph behind a lock: graphs keep state between calls and are not thread-safe.
+
+    It runs on a bounded working copy: mediapipe's answers are in relative coordinates (boxes,
+    landmarks), so they map back to the full picture unchanged; masks are scaled back by the caller.
+    """
 
     def __init__(self, graph: Any) -> None:
         self._graph = graph
         self._lock = threading.Lock()
 
     def process(self, rgb: np.ndarray) -> Any:
+        small = np.ascontiguousarray(bounded(rgb), dtype=np.uint8)
         with self._lock:
-            return self._graph.process(np.ascontiguousarray(rgb, dtype=np.uint8))
+            return self._graph.process(small)
 
 
 @model("mediapipe.face_detection", memory_mb=20)
@@ -100,7 +117,9 @@ def face_landmarks(rgb: np.ndarray) -> list[np.ndarray]:
 
 def person_alpha(rgb: np.ndarray) -> np.ndarray:
     """Selfie segmentation: H x W float32 in [0, 1]. It calls almost anything a person (a cat scores 0.9): gate it."""
-    return np.asarray(selfie_segmenter().process(rgb).segmentation_mask, np.float32)
+    alpha = np.asarray(selfie_segmenter().process(rgb).segmentation_mask, np.float32)
+    h, w = rgb.shape[:2]
+    return alpha if alpha.shape == (h, w) else cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def has_pose(rgb: np.ndarray) -> bool:
