@@ -172,17 +172,36 @@ def _read_policy(allow_read: list[Path] | None, inputs: list[str]) -> ReadPolicy
         raise typer.Exit(2) from None
 
 
+CacheDirOpt = Annotated[Path | None, typer.Option("--cache-dir", help="keep node results in this folder (processes may share it)")]
+CacheMaxOpt = Annotated[float | None, typer.Option("--cache-max-gb", min=0.0,
+                                                   help="bound the --cache-dir folder; the least recently used results go first")]
+
+
+def _cache(cache_dir: Path | None, max_gb: float | None) -> ResultCache:
+    """The run's result cache (in memory, or over --cache-dir); a folder that cannot hold one is an error (exit 2)."""
+    if max_gb is not None and cache_dir is None:
+        console.print("[red]error:[/red] --cache-max-gb bounds the --cache-dir folder: give --cache-dir too")
+        raise typer.Exit(2)
+    try:
+        return ResultCache(disk=cache_dir, disk_max_bytes=None if max_gb is None else int(max_gb * 2**30))
+    except OSError as exc:
+        console.print(f"[red]error:[/red] --cache-dir: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+
+
 @app.command("run")
 def run_cmd(
     program: Annotated[Path, typer.Argument(help="program JSON file")],
     input: Annotated[list[str], typer.Option("--input", "-i", help="image file or sample:NAME; repeat for $input1, ...")],
     output: Annotated[Path, typer.Option("--output", "-o", help="where to write the result (PNG)")],
-    cache_dir: Annotated[Path | None, typer.Option(help="keep node results on disk here")] = None,
+    cache_dir: CacheDirOpt = None,
+    cache_max_gb: CacheMaxOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or timing table")] = False,
     allow_read: AllowReadOpt = None,
 ) -> None:
     """Validate and run a program on input images; write the output picture."""
     registry = _registry()
+    cache = _cache(cache_dir, cache_max_gb)
     valid = _read_program(program, registry, len(input))
     files = _read_policy(allow_read, input)
     images: dict[str, Image] = {}
@@ -192,7 +211,7 @@ def run_cmd(
         except (OSError, ValueError, KeyError) as exc:
             console.print(f"[red]error:[/red] --input {path}: {exc}")
             raise typer.Exit(2) from None
-    execute(registry, valid, images, output, quiet, ResultCache(disk=cache_dir), files)
+    execute(registry, valid, images, output, quiet, cache, files)
 
 
 # ---------------------------------------------------------------- planning
@@ -280,12 +299,15 @@ def edit_cmd(
     save_program: Annotated[Path | None, typer.Option(help="also write the planned program here")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     allow_read: AllowReadOpt = None,
+    cache_dir: CacheDirOpt = None,
+    cache_max_gb: CacheMaxOpt = None,
     backend: BackendOpt = None, server_url: ServerOpt = None, server_model: ModelOpt = None, flavor: FlavorOpt = None,
 ) -> None:
     """Plan an instruction, validate it, and run it on a picture."""
     request = _request(instruction)
     registry = _registry()
     files = _read_policy(allow_read, [image])
+    cache = _cache(cache_dir, cache_max_gb)
     try:
         picture = load_image(image)
     except (OSError, ValueError, KeyError) as exc:
@@ -296,7 +318,7 @@ def edit_cmd(
     console.print(escape(plan.attempts[-1].text), highlight=False)
     if save_program:
         save_program.write_text(plan.program.to_json(indent=2) + "\n")
-    execute(registry, validate(plan.program, registry), {"input": picture}, output, quiet, files=files)
+    execute(registry, validate(plan.program, registry), {"input": picture}, output, quiet, cache, files)
 
 
 planner_app = typer.Typer(no_args_is_help=True, help="Train the embedded planner.")
