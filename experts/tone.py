@@ -44,7 +44,7 @@ def shift_hue(rgb: np.ndarray, hue: float) -> np.ndarray:
 
 
 def _lift(rgb: np.ndarray, amount: float, weight: np.ndarray) -> np.ndarray:
-    w = (0.6 * amount * weight)[..., None]
+    w = (0.5 * amount * weight)[..., None]
     return rgb + (1.0 - rgb) * w if amount > 0 else rgb * (1.0 + w)
 
 
@@ -54,9 +54,9 @@ def shadows_highlights(rgb: np.ndarray, shadows: float, highlights: float, sigma
     base = cv2.GaussianBlur(luminance(rgb), (0, 0), sigma)
     out = rgb
     if shadows:
-        out = _lift(out, shadows, (1.0 - base) ** 2)
+        out = _lift(out, shadows, np.clip((0.6 - base) / 0.6, 0.0, 1.0) ** 2)  # no weight above 60 % lightness
     if highlights:
-        out = _lift(out, highlights, base**2)
+        out = _lift(out, highlights, np.clip((base - 0.4) / 0.6, 0.0, 1.0) ** 2)  # none below 40 %
     return np.clip(out, 0.0, 1.0)
 
 
