@@ -1,0 +1,296 @@
+"""The loop: plan -> validate -> run -> critique, and try again when a hard check fails.
+
+One place, used by the CLI, chat, batch jobs and the server::
+
+    result = run_loop("blur the background", {"input": picture}, planner, executor, registry)
+    result.image, result.program, result.critique, result.attempts
+
+After the first attempt, while some hard check fails and the budget lasts:
+1. a *local fix*: a failing check's own :class:`~banana.tools.checks.Fix` (one argument
+   step along its advice, or the node's mask inverted); the executor's cache re-runs only
+   that node and what depends on it;
+2. a *re-plan*: the planner sees its previous plan and the critique's lines, as it sees the
+   validator's messages (at most ``budget.replans`` times);
+3. the next sampled candidate plan, when the planner offered several.
+It stops when every hard check passes, when the budget (attempts, seconds) is spent, when
+two attempts in a row bring no strict improvement, or when nothing new is left to try.
+The answer is always the best attempt seen by the critique's score, so never worse than
+the first. Every step is a :class:`LoopEvent`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from banana.agent.critic import Critique, critique
+from banana.agent.describe import describe
+from banana.agent.executor import Executor, NodeEvent, RunResult
+from banana.agent.planner.base import Planner, PlanRequest, lower
+from banana.agent.program import Program, ProgramError, ValidProgram, input_names, is_ref, ref_name, validate
+from banana.tools.checks import CheckResult
+from banana.tools.registry import Registry
+from banana.tools.values import Image, Value
+
+EventKind = Literal["planned", "refused", "ran", "critique", "local_fix", "replan", "candidate", "best", "stopped"]
+
+
+class Budget(BaseModel):
+    """How hard the loop tries."""
+
+    attempts: int = Field(default=4, ge=1, description="programs run in all, the first included")
+    seconds: float = Field(default=120.0, gt=0, description="no new attempt starts after this")
+    replans: int = Field(default=2, ge=0, description="re-plans with the critique in the prompt")
+    stale: int = Field(default=2, ge=1, description="stop after this many attempts in a row without strict improvement")
+
+
+class LoopEvent(BaseModel):
+    """One step of the loop; ``time`` is seconds since it started."""
+
+    kind: EventKind
+    attempt: int
+    time: float
+    message: str = ""
+    passed: bool | None = None
+
+
+class LoopAttempt(BaseModel):
+    """One program that was run and judged."""
+
+    index: int
+    how: str  # "plan", "local fix: ...", "re-plan", "candidate 2"
+    program: dict[str, Any]
+    description: str
+    critique: Critique
+    seconds: float
+    produced: bool  # the output picture was made
+
+    @property
+    def score(self) -> tuple[int, int, int, float]:
+        return (0 if self.produced else 1, *self.critique.score)
+
+
+@dataclass
+class LoopResult:
+    request: str
+    attempts: list[LoopAttempt] = field(default_factory=list)
+    events: list[LoopEvent] = field(default_factory=list)
+    best: int = -1  # index into attempts
+    image: Value | None = None
+    valid: ValidProgram | None = None
+    run: RunResult | None = None
+    refusal: str | None = None
+    stopped: str = ""
+    seconds: float = 0.0
+
+    @property
+    def program(self) -> Program | None:
+        return self.valid.program if self.valid is not None else None
+
+    @property
+    def critique(self) -> Critique | None:
+        return self.attempts[self.best].critique if self.best >= 0 else None
+
+    @property
+    def passed(self) -> bool:
+        return self.image is not None and self.critique is not None and self.critique.passed
+
+    def explain(self) -> str:
+        """What could not be done and why, in plain words."""
+        if self.refusal:
+            return f"cannot do this: {self.refusal}"
+        c = self.critique
+        if c is None or self.image is None:
+            last = self.attempts[-1].critique.summary() if self.attempts else "nothing was run"
+            return f"no result could be made: {last}"
+        if c.passed:
+            return f"done: {c.description} ({c.summary()})"
+        return (
+            f"the best of {len(self.attempts)} attempt(s) ({c.description}) still fails {len(c.hard_failures)} hard check(s): {c.summary()}"
+        )
+
+
+def fix_program(program: Program, result: CheckResult) -> Program | None:
+    """The program with one failing check's local fix applied (None when it has none)."""
+    fix = result.fix
+    if fix is None or not result.node:
+        return None
+    data = program.model_dump()
+    nodes = {n["id"]: n for n in data["nodes"]}
+    node = nodes.get(result.node)
+    if node is None:
+        return None
+    if fix.args:
+        node["args"].update(fix.args)
+    if fix.invert_mask:
+        ref = node["args"].get("mask")
+        if not is_ref(ref):
+            return None
+        src = nodes.get(ref_name(ref))
+        if src is not None and src["tool"] == "invert" and is_ref(src["args"].get("mask")):
+            node["args"]["mask"] = src["args"]["mask"]  # drop the invert
+        else:
+            new_id = f"{ref_name(ref)}_inv"[:32]
+            while new_id in nodes:
+                new_id = f"{new_id[:30]}_i"
+            pos = data["nodes"].index(node)
+            data["nodes"].insert(pos, {"id": new_id, "tool": "invert", "args": {"mask": ref}})
+            node["args"]["mask"] = f"${new_id}"
+    return Program.model_validate(data)
+
+
+def program_key(program: Program) -> str:
+    return program.model_dump_json()
+
+
+def replan(planner: Planner, request: PlanRequest, previous: str, lines: list[str], registry: Registry) -> Program | None:
+    """Ask the planner again with the critique's lines (and once more with the validator's, if it answers badly)."""
+    inputs = {n: "Image" for n in input_names(request.inputs)}
+    backend = planner.backend
+    problems = lines
+    for _ in range(2):
+        text = backend.generate(request, previous, problems)
+        try:
+            return validate(lower(text, backend.surface, registry), registry, inputs=inputs).program
+        except ProgramError as exc:
+            previous, problems = text, [str(p) for p in exc.problems]
+    return None
+
+
+def surface_text(program: Program, planner: Planner, registry: Registry) -> str:
+    """A program in the planner's own surface form (what it is shown as 'previous plan')."""
+    if planner.backend.surface == "steps":
+        from banana.agent.surface import to_steps
+
+        return to_steps(program, registry)
+    return program.to_json()
+
+
+def run_loop(
+    request: str | PlanRequest,
+    images: dict[str, Image],
+    planner: Planner,
+    executor: Executor,
+    registry: Registry,
+    budget: Budget | None = None,
+    on_event: Callable[[LoopEvent], None] | None = None,
+    on_node: Callable[[NodeEvent], None] | None = None,
+    critic: bool = True,
+    candidates: list[Program] | None = None,
+    first: Program | None = None,
+) -> LoopResult:
+    """Plan, run, critique and repair (see the module docstring). ``critic=False``: one pass, still judged.
+
+    ``candidates``: other plans to fall back on (e.g. reranked samples); ``first``: skip planning
+    and start from this program. Planning errors (:class:`PlanningError`) propagate.
+    """
+    budget = budget or Budget()
+    req = request if isinstance(request, PlanRequest) else PlanRequest(instruction=request, inputs=max(1, len(images)))
+    t0 = time.perf_counter()
+    result = LoopResult(request=req.instruction)
+    runs: list[tuple[ValidProgram, RunResult]] = []
+
+    def emit(kind: EventKind, message: str = "", passed: bool | None = None) -> None:
+        ev = LoopEvent(kind=kind, attempt=len(result.attempts), time=round(time.perf_counter() - t0, 4), message=message, passed=passed)
+        result.events.append(ev)
+        if on_event is not None:
+            on_event(ev)
+
+    def attempt(program: Program, how: str) -> LoopAttempt:
+        start = time.perf_counter()
+        valid = validate(program, registry, inputs={n: "Image" for n in input_names(req.inputs)})
+        run = executor.run(valid, dict(images), on_event=on_node)
+        emit("ran", f"{how}: {describe(valid, registry)} ({'ok' if run.ok else 'failed'}, {run.wall:.2f} s)")
+        crit = critique(valid, run, dict(images), registry, request=req.instruction)
+        a = LoopAttempt(
+            index=len(result.attempts),
+            how=how,
+            program=program.model_dump(),
+            description=crit.description,
+            critique=crit,
+            seconds=round(time.perf_counter() - start, 4),
+            produced=run.ok,
+        )
+        result.attempts.append(a)
+        runs.append((valid, run))
+        emit("critique", crit.summary(), passed=crit.passed)
+        return a
+
+    if first is None:
+        plan = planner.plan(req)
+        refusal = getattr(plan, "refusal", None)
+        if refusal:
+            result.refusal = refusal
+            emit("refused", refusal)
+            result.stopped, result.seconds = "refused", time.perf_counter() - t0
+            return result
+        assert plan.program is not None
+        first, first_text = plan.program, plan.attempts[-1].text
+        emit("planned", f"{plan.backend}, {plan.seconds:.2f} s")
+    else:
+        first_text = surface_text(first, planner, registry)
+    queue = [p for p in candidates or [] if program_key(p) != program_key(first)]
+    tried = {program_key(first)}
+    best = attempt(first, "plan")
+    last_text, replans, stale = first_text, 0, 0
+    stopped = "passed" if best.critique.passed else "single pass"
+    while critic and not result.attempts[best.index].critique.passed:
+        if len(result.attempts) >= budget.attempts:
+            stopped = "attempt budget spent"
+            break
+        if time.perf_counter() - t0 >= budget.seconds:
+            stopped = "time budget spent"
+            break
+        current = Program.model_validate(best.program)
+        nxt, how = None, ""
+        for r in best.critique.hard_failures:
+            fixed = fix_program(current, r)
+            if fixed is not None and program_key(fixed) not in tried:
+                nxt, how = fixed, f"local fix: {r.check} at {r.node!r}"
+                emit("local_fix", f"{r.check} at {r.node!r}: {r.advice}")
+                break
+        while nxt is None and replans < budget.replans:
+            replans += 1
+            lines = best.critique.lines()
+            emit("replan", f"re-plan {replans} with {len(lines)} critique line(s)")
+            try:
+                p = replan(planner, req, surface_text(current, planner, registry) if best.index else last_text, lines, registry)
+            except Exception as exc:  # a planner that cannot answer ends the re-plans, not the loop
+                emit("replan", f"the planner could not re-plan: {type(exc).__name__}: {exc}")
+                replans = budget.replans
+                break
+            if p is not None and program_key(p) not in tried:
+                nxt, how = p, f"re-plan {replans}"
+        if nxt is None and queue:
+            nxt = queue.pop(0)
+            how = f"candidate {len(tried) + 1}"
+            emit("candidate", describe(nxt, registry))
+        if nxt is None:
+            stopped = "nothing new to try"
+            break
+        tried.add(program_key(nxt))
+        try:
+            a = attempt(nxt, how)
+        except (ProgramError, ValueError) as exc:  # a fix that does not validate is skipped
+            emit("stopped", f"{how} is not a valid program: {exc}")
+            continue
+        if a.score < best.score:
+            best, stale = a, 0
+            emit("best", f"attempt {a.index} is the best so far", passed=a.critique.passed)
+        else:
+            stale += 1
+            if stale >= budget.stale:
+                stopped = "no strict improvement"
+                break
+    if result.attempts[best.index].critique.passed and critic:
+        stopped = "passed"
+    result.best = best.index
+    result.valid, result.run = runs[best.index]
+    result.image = result.run.outputs.get(result.valid.output)
+    result.stopped, result.seconds = stopped, time.perf_counter() - t0
+    emit("stopped", stopped, passed=result.passed)
+    return result
