@@ -126,3 +126,25 @@ def test_the_model_repairs_a_plan_from_the_validators_messages(planner, registry
     valid = check(fixed, "steps", registry)  # raises if the answer is still invalid
     assert fixed != broken
     assert fixed_what_was_named(valid), f"the repair {fixed!r} does not fix {problems}"
+
+
+def test_cli_plan_text_is_the_steps_of_the_json_plan(registry):
+    text = banana("plan", "make it a bit warmer and crop it square")
+    as_json = banana("plan", "make it a bit warmer and crop it square", "--json")
+    assert text.returncode == as_json.returncode == 0, text.stderr + as_json.stderr
+    steps = text.stdout.strip()
+    assert steps.splitlines()[0].split(" ", 1)[0] in registry.names()
+    assert canonical(parse_steps(steps, registry), registry) == canonical(json.loads(as_json.stdout), registry)
+    assert "embedded: valid" in text.stderr
+
+
+def test_cli_edit_saves_the_program_that_made_the_picture(tmp_path):
+    edited, program = tmp_path / "edit.png", tmp_path / "plan.json"
+    proc = banana("edit", "sample:coffee", "make it black and white", "-o", str(edited), "--save-program", str(program), "-q")
+    assert proc.returncode == 0, proc.stderr
+    rerun = tmp_path / "rerun.png"
+    proc = banana("run", str(program), "-i", "sample:coffee", "-o", str(rerun), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert np.array_equal(Image.load(edited).pixels, Image.load(rerun).pixels)
+    gray = Image.load(edited).pixels.astype(int)
+    assert np.abs(gray[..., 0] - gray[..., 1]).max() <= 2  # and it is grey
