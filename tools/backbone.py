@@ -28,6 +28,14 @@ Progress = Callable[[float, str], None]  # (fraction done, message); ToolContext
 Operation = Literal["refine", "inpaint", "edit"]
 
 
+_ENV_NAMES = {  # field -> the variable that sets it, for error messages
+    "kind": "BANANA_BACKBONE", "pipeline": "BANANA_BACKBONE_PIPELINE", "weights": "BANANA_BACKBONE_WEIGHTS",
+    "device": "BANANA_DEVICE", "dtype": "BANANA_DTYPE", "offload": "BANANA_OFFLOAD", "steps": "BANANA_BACKBONE_STEPS",
+    "resolution": "BANANA_BACKBONE_RESOLUTION", "guidance": "BANANA_BACKBONE_GUIDANCE", "adapters": "BANANA_BACKBONE_ADAPTERS",
+    "controlnet": "BANANA_BACKBONE_CONTROLNET", "controlnet_scale": "BANANA_BACKBONE_CONTROLNET_SCALE",
+}
+
+
 class BackboneConfig(BaseModel):
     """Which backbone to use and how. From code, or the ``BANANA_BACKBONE*`` environment variables."""
 
@@ -70,7 +78,8 @@ class BackboneConfig(BaseModel):
         try:
             return cls(**{k: v for k, v in env.items() if v})
         except ValidationError as exc:
-            raise BackboneError(f"the BANANA_BACKBONE* / BANANA_DEVICE / BANANA_DTYPE / BANANA_OFFLOAD settings: {exc}") from None
+            raise BackboneError("; ".join(f"{_ENV_NAMES.get(str(e['loc'][0]), e['loc'][0])}={e.get('input')!r}: {e['msg']}"
+                                          for e in exc.errors())) from None
 
 
 class BackboneMeta(BaseModel):
