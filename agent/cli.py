@@ -343,6 +343,12 @@ def train_cmd(
     out.print_json(report.model_dump_json())
 
 
+# sessions (issue 13): the commands live in their own modules
+from banana.agent.chat import chat_cmd  # noqa: E402
+
+app.command("chat")(chat_cmd)
+
+
 def main() -> None:
     try:
         app()

@@ -52,7 +52,16 @@ class Agent:
         return self._planner
 
     def plan(self, text: str) -> Program:
-        return self.planner.plan(text).program
+        """The planner's program for a clause; TurnError when it cannot plan it or says no tool can do it."""
+        from banana.agent.planner import PlanningError
+
+        try:
+            plan = self.planner.plan(text)
+        except PlanningError as exc:
+            raise TurnError(str(exc)) from None
+        if getattr(plan, "refusal", None) is not None or plan.program is None:
+            raise TurnError(f"cannot: {getattr(plan, 'refusal', None) or 'the planner made no program'}")
+        return plan.program
 
     def run(self, program: Program, base: Image, on_event: OnEvent | None = None) -> RunResult:
         return self.executor.run(validate(program, self.registry), {"input": base}, on_event=on_event)
