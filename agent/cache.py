@@ -151,7 +151,10 @@ class ResultCache:
             if value is not None:
                 self._items.move_to_end(key)
                 self.hits += 1
-                return value
+        if value is not None:
+            if self.disk:
+                _touch(self.path(key, value.type_name))  # used: the folder's LRU order must know it too
+            return value
         value = self._load(key, type_name)
         with self._lock:
             if value is None:
