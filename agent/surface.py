@@ -193,6 +193,7 @@ def canonical(program: Program | dict[str, Any], registry: Registry) -> str:
 # ---------------------------------------------------------------- grammar
 
 FLOAT = '"-"? [0-9] ("." [0-9] [0-9]?)?'
+WIDE_FLOAT = '"-"? [0-9] [0-9]? [0-9]? ("." [0-9] [0-9]?)?'  # for numbers bounded past 9 (rotate's degrees)
 INT = '"-"? [0-9] [0-9]? [0-9]? [0-9]?'
 STRING = '"\\"" [^"\\\\\\n] [^"\\\\\\n]* "\\""'
 
@@ -206,7 +207,8 @@ def _value_rule(prop: dict[str, Any]) -> str | None:
         return " | ".join(json.dumps(json.dumps(v)) for v in prop["enum"])
     kind = prop.get("type")
     if kind == "number":
-        return FLOAT
+        bound = max(abs(prop.get(k, 0)) for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"))
+        return WIDE_FLOAT if bound >= 10 else FLOAT
     if kind == "integer":
         return INT
     if kind == "string":

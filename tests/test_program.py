@@ -58,7 +58,7 @@ def test_missing_fields_and_extra_fields():
 
 def test_unknown_tool_suggests(registry):
     msgs = problems(prog({"id": "n0", "tool": "blurr", "args": {"image": "$input"}}), registry)
-    assert msgs == ["node 'n0', tool: unknown tool 'blurr'; did you mean 'blur'?"]
+    assert msgs == ["node 'n0', tool: unknown tool 'blurr'; did you mean 'blur' or 'border'?"]
 
 
 def test_unresolved_reference_suggests(registry):

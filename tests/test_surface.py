@@ -53,7 +53,7 @@ def test_boxes_and_identity_flow(registry):
                                 "add a step like 'segment' before it"),
     ('segment target="sky"\nadjust brightness=0.2\nsegment target="car"',
      "node 'step 3 (segment)': makes a Mask that no later step uses; use it (e.g. in blur, recolor, remove) or drop the step"),
-    ("blurr amount=0.5", "node 'step 1 (blurr)', tool: unknown tool 'blurr'; did you mean 'blur'?"),
+    ("blurr amount=0.5", "node 'step 1 (blurr)', tool: unknown tool 'blurr'; did you mean 'blur' or 'border'?"),
     ("blur amount=half", "node 'step 1 (blur)': cannot read 'amount=half'; write arguments as key=value, "
                          'strings in double quotes: target="red car"'),
     ("blur amount=0.5 amount=0.2", "node 'step 1 (blur)', args.amount: 'amount' is given twice"),

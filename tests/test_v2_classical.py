@@ -327,3 +327,56 @@ def test_adjust_shadows_inside_mask_only(astronaut):
     out = adjust(image=astronaut, mask=m, shadows=0.8).pixels
     assert np.array_equal(out[:256], astronaut.pixels[:256])
     assert out[256:].mean() > astronaut.pixels[256:].mean() + 5
+
+
+# ---------------------------------------------------------------- the planner's surfaces
+
+STEPS = [
+    "sharpen amount=0.7",
+    'segment target="background"\ndenoise',
+    "dehaze amount=1.0",
+    "enhance",
+    "retouch",
+    'segment target="face"\nretouch amount=0.6',
+    "detect_faces\nmask_from_boxes\npixelate block=24",
+    "rotate degrees=90",
+    "rotate degrees=-12.5 expand=false",
+    'flip direction="vertical"',
+    "straighten",
+    'border pixels=30 color="black"',
+    'add_text text="Happy birthday!" position="top-left" color="gold" size=0.1',
+    "adjust hue=0.3 shadows=0.4 highlights=-0.2",
+]
+
+
+@pytest.mark.parametrize("text", STEPS)
+def test_steps_express_every_new_tool(registry, text):
+    from banana.agent.program import validate
+    from banana.agent.surface import canonical, parse_steps, to_steps
+
+    program = parse_steps(text, registry)
+    validate(program, registry, inputs={"input": "Image"})
+    assert canonical(parse_steps(to_steps(program, registry), registry), registry) == canonical(program, registry)
+
+
+def test_steps_grammar_takes_the_new_tools(registry):
+    import xgrammar as xgr
+    from transformers import AutoTokenizer
+
+    from banana.agent.planner.model import base_model_dir, im_end_id
+    from banana.agent.surface import steps_grammar
+
+    tok = AutoTokenizer.from_pretrained(base_model_dir(), local_files_only=True)
+    info = xgr.TokenizerInfo.from_huggingface(tok, stop_token_ids=[im_end_id(tok)])
+    compiled = xgr.GrammarCompiler(info).compile_grammar(steps_grammar(registry))
+
+    def accepts(text):
+        return xgr.GrammarMatcher(compiled).accept_string(text)
+
+    for text in STEPS:
+        assert accepts(text + "\n"), text
+    assert accepts("rotate degrees=-180\n")  # wider numbers where the bounds are wider
+    assert not accepts("rotate degrees=1000\n")
+    assert not accepts("adjust hue=10\n")  # amounts keep one digit
+    assert not accepts('flip direction="diagonal"\n')
+    assert not accepts('add_text text="Hi" position="middle"\n')
