@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import IO, Any
@@ -61,11 +62,12 @@ def check_size(name: str, width: int, height: int, max_pixels: int | None = None
     if width < 1 or height < 1:
         raise PictureError(f"{name}: the picture is {width}x{height} pixels (empty)")
     if max(width, height) > side or width * height > most:
-        raise PictureError(
-            f"{name}: {width}x{height} pixels ({width * height / 1e6:.1f} MP) is over the limit of {most / 1e6:g} MP "
-            f"and {side} px per side; raise it with BANANA_MAX_PIXELS / BANANA_MAX_SIDE "
-            "(in Python: Image.load(path, max_pixels=..., max_side=...))"
-        )
+        raise PictureError(_over(name, f"{width}x{height} pixels ({width * height / 1e6:.1f} MP)", most, side))
+
+
+def _over(name: str, size: str, most: int, side: int) -> str:
+    return (f"{name}: {size} is over the limit of {most / 1e6:g} MP and {side} px per side; raise it with "
+            "BANANA_MAX_PIXELS / BANANA_MAX_SIDE (in Python: Image.load(path, max_pixels=..., max_side=...))")
 
 
 def _to_rgb(im: PILImage.Image, name: str) -> PILImage.Image | np.ndarray:
@@ -130,8 +132,11 @@ def decode(source: bytes | str | Path | IO[bytes], name: str, meta_key: str = ""
         raise
     except FileNotFoundError:
         raise
-    except PILImage.DecompressionBombError as exc:
-        raise PictureError(f"{name}: refused as a decompression bomb ({exc}); raise BANANA_MAX_PIXELS if it is a real picture") from None
+    except PILImage.DecompressionBombError as exc:  # PIL's own guard fired before the header reached us
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        if found and int(found.group(1)) > most:
+            raise PictureError(_over(name, f"{int(found.group(1)) / 1e6:.1f} MP", most, side)) from None
+        raise PictureError(f"{name}: refused by PIL as a decompression bomb ({exc}); PIL.Image.MAX_IMAGE_PIXELS sets that guard") from None
     except PILImage.UnidentifiedImageError:
         raise PictureError(f"{name}: not an image file PIL can read (PNG, JPEG, GIF, WebP, TIFF, BMP, ...)") from None
     except Exception as exc:  # a third-party decoder on untrusted bytes: truncated, corrupt, odd modes
