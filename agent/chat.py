@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from banana.agent.critic import Critique
 from banana.agent.executor import NodeEvent
 from banana.agent.samples import load_image
 from banana.agent.sessions import Store, StoreError
@@ -136,7 +137,7 @@ class Chat:
             ran, cached = len(outcome.run.executed), len(outcome.run.cached)
             lines.append(f"  ran {ran} node(s), {cached} from cache; plan {outcome.plan_seconds:.2f} s, run {outcome.run_seconds:.2f} s")
         if outcome.critique is not None:
-            lines.append(f"  critique: {outcome.critique}")
+            lines.append(f"  critique: {Critique.model_validate(outcome.critique).summary()}")
         lines.append(f"  result: {self.session.store.pictures.path(self.session.current.picture)}")  # type: ignore[union-attr]
         return "\n".join(lines)
 

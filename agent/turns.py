@@ -3,8 +3,9 @@
 :class:`Agent` holds what must stay loaded across turns: the registry, the planner
 (loaded on first use) and one executor with its result cache, so a follow-up that
 changes one argument re-runs only that node and what depends on it.
-:func:`run_turn` is the single place that turns text into a picture; when the
-plan-execute-critique loop (agent/loop.py) lands, it is swapped in here.
+:func:`run_turn` is the single place that turns text into a picture: the follow-up
+rules (agent/planner/followups.py) make the program, the critique loop (agent/loop.py)
+runs and judges it (local fixes; re-plans only for a turn planned from scratch).
 :class:`ChatSession` ties an agent to a session in the store (the chat, the server).
 """
 
@@ -34,8 +35,10 @@ class Agent:
     """The models and caches a chat keeps between turns."""
 
     def __init__(self, registry: Registry | None = None, planner: Any = None,
-                 planner_factory: Callable[[], Any] | None = None, cache: ResultCache | None = None) -> None:
+                 planner_factory: Callable[[], Any] | None = None, cache: ResultCache | None = None,
+                 critic: bool = True, attempts: int = 3, replans: int = 1) -> None:
         self.registry = registry or default_registry()
+        self.critic, self.attempts, self.replans = critic, attempts, replans
         self._planner = planner
         self._planner_factory = planner_factory
         self.executor = Executor(self.registry, cache=cache or ResultCache())
@@ -110,23 +113,50 @@ def run_turn(agent: Agent, base: Image, previous: Program | None, text: str, on_
     t1 = time.perf_counter()
     if rev.program is None:
         return TurnOutcome(op=rev.follow_up.op.value, program=None, picture=base, plan_seconds=t1 - t0)
+    fresh = previous is None  # the whole text was planned: the loop may re-plan it with the critique
     return execute_program(agent, base, rev.program, rev.follow_up.op.value, on_event, plan_seconds=t1 - t0,
-                           planned=rev.planned)
+                           planned=rev.planned, text=text, replans=agent.replans if fresh else 0)
+
+
+class _NoPlanner:
+    """Stands in for the planner when a program is run as given: the loop may fix nodes locally, never re-plan."""
+
+    backend = type("NoBackend", (), {"surface": "json", "name": "none"})()
+
+    def plan(self, request: object) -> object:
+        raise TurnError("this turn runs a given program; there is no planner to ask")
 
 
 def execute_program(agent: Agent, base: Image, program: Program, op: str = "program", on_event: OnEvent | None = None,
-                    plan_seconds: float = 0.0, planned: list[str] | None = None) -> TurnOutcome:
-    """Run a known program on the base picture (no planning); TurnError naming the failed node."""
+                    plan_seconds: float = 0.0, planned: list[str] | None = None, text: str = "",
+                    replans: int = 0) -> TurnOutcome:
+    """Run a program on the base picture: through the critique loop (local fixes; ``replans`` re-plans of
+    ``text``) when the agent has a critic, else once. TurnError says what failed."""
+    from banana.agent.loop import Budget, run_loop
+    from banana.agent.preflight import NeedsWeights
+
     t1 = time.perf_counter()
     try:
-        result = agent.run(program, base, on_event)
+        if not agent.critic:
+            result = agent.run(program, base, on_event)
+            critique = None
+        else:
+            planner = agent.planner if replans else _NoPlanner()
+            loop = run_loop(text or op, {"input": base}, planner, agent.executor, agent.registry,  # type: ignore[arg-type]
+                            budget=Budget(replans=replans, attempts=agent.attempts), on_node=on_event, first=program)
+            if loop.image is None or loop.run is None or loop.program is None:
+                raise TurnError(loop.explain())
+            result, program = loop.run, loop.program
+            critique = loop.critique.model_dump(mode="json") if loop.critique is not None else None
     except ProgramError as exc:
         raise TurnError(f"the plan is not valid: {exc}") from None
+    except NeedsWeights as exc:
+        raise TurnError(f"needs weights: {exc}") from None
     if not result.ok:
         failure = result.failures.get(result.output_id) or next(iter(result.failures.values()))
         raise TurnError(failure.error)
-    return TurnOutcome(op=op, program=program, picture=result.output, plan_seconds=plan_seconds,  # type: ignore[arg-type]
-                       run_seconds=time.perf_counter() - t1, planned=planned or [], run=result)
+    return TurnOutcome(op=op, program=program, picture=result.output, critique=critique,  # type: ignore[arg-type]
+                       plan_seconds=plan_seconds, run_seconds=time.perf_counter() - t1, planned=planned or [], run=result)
 
 
 class ChatSession:

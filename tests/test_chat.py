@@ -110,7 +110,7 @@ def test_follow_ups_that_do_not_apply_say_why() -> None:
 @pytest.fixture
 def chat(tmp_path: Path) -> ChatSession:
     planner = TablePlanner()
-    with Store(tmp_path / "store") as store, Agent(REG, planner=planner) as agent:
+    with Store(tmp_path / "store") as store, Agent(REG, planner=planner, replans=0) as agent:
         session = ChatSession(store, "t", agent)
         session.open(sample("coffee"))
         yield session
@@ -120,6 +120,7 @@ def test_a_chat_revises_and_reruns_only_what_changed(chat: ChatSession) -> None:
     coffee = sample("coffee").pixels
     t1, o1 = chat.say("make the red one blue")
     assert sorted(o1.run.executed) == ["recolor", "segment"]
+    assert t1.critique is not None and t1.critique["results"] and t1.critique == o1.critique  # the critic's checks, stored
     p1 = chat.picture().pixels
     assert not np.array_equal(p1, coffee)
     t2, o2 = chat.say("make it purple instead")
@@ -144,7 +145,7 @@ def _seed(store_dir: Path) -> Image:
     """A session 's' whose current turn is a warmer coffee (made with a program, no planner)."""
     from banana.agent.turns import execute_program
 
-    with Store(store_dir) as store, Agent(REG, planner=TablePlanner()) as agent:
+    with Store(store_dir) as store, Agent(REG, planner=TablePlanner(), replans=0) as agent:
         chat = ChatSession(store, "s", agent)
         chat.open(sample("coffee"))
         program = steps("adjust warmth=0.4")
