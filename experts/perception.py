@@ -16,15 +16,15 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from banana.experts import people
+from banana.experts import face_parts, people, text_regions  # noqa: F401 - face_parts, text_regions: their segment experts
+from banana.experts.checks import declared
 from banana.experts.colour_regions import colour_regions
 from banana.experts.faces import find_faces
-from banana.experts.manager import choose, implements
+from banana.experts.manager import Decision, Implementation, choose, implements
 from banana.experts.matting import components, refine_edges
 from banana.experts.sky import sky_region
 from banana.experts.subject import subject_region
-from banana.experts.targets import Target, cannot_find, parse_target
-from banana.experts.checks import declared
+from banana.experts.targets import Target, cannot_find, parse_target, pick_box, pick_component
 from banana.tools.spec import Resources, tool
 from banana.tools.values import Boxes, Image, Mask
 
@@ -92,7 +92,7 @@ def _colour(rgb: np.ndarray, target: Target) -> np.ndarray:
     regions = colour_regions(rgb, str(target.colour))
     if not regions:
         raise ValueError(f"cannot find {target.phrase!r}: nothing {target.colour} in this picture")
-    if target.single:
+    if target.single and not target.pick:  # with a pick, segment_alpha chooses among them
         regions = regions[:1]
     region = np.zeros(rgb.shape[:2], np.float32)
     for r, _, _ in regions:
@@ -108,13 +108,23 @@ def _working(image: Image) -> tuple[np.ndarray, float]:
     return cv2.resize(image.pixels, size, interpolation=cv2.INTER_AREA), scale
 
 
+def _route(tool: str, parsed: Target) -> tuple[Implementation, Decision]:
+    """The expert for a parsed target; an object noun with no open-vocabulary expert configured is refused by name."""
+    try:
+        return choose(tool, target=parsed)
+    except LookupError:
+        raise cannot_find(parsed.phrase, "(no open-vocabulary expert is configured)") from None
+
+
 def segment_alpha(image: Image, target: str) -> np.ndarray:
     """The soft mask of a target phrase at the image's size; ValueError when it cannot be found."""
     parsed = parse_target(target)
-    impl, decision = choose("segment", target=parsed)
+    impl, decision = _route("segment", parsed)
     log.debug("segment %r: %s", target, decision.as_meta())
     rgb, scale = _working(image)
     alpha = impl.run(rgb, parsed)
+    if parsed.pick:
+        alpha = pick_component(alpha, parsed.pick)
     if scale != 1.0:
         alpha = cv2.resize(alpha, (image.width, image.height), interpolation=cv2.INTER_LINEAR)
     return np.clip(alpha, 0.0, 1.0).astype(np.float32)
@@ -122,7 +132,7 @@ def segment_alpha(image: Image, target: str) -> np.ndarray:
 
 @tool(role="perception", resources=Resources(memory_mb=200), **declared("segment"))
 def segment(image: Image, *, target: TargetPhrase) -> Mask:
-    """Select a person, face, skin, hair, the sky, the background, the main subject or a colour ('the red car')."""
+    """Select a person, face, eyes, lips, teeth, brows, skin, hair, text, sky, background, main subject or colour ('the red car')."""
     return Mask(segment_alpha(image, target))
 
 
@@ -140,22 +150,30 @@ def detect_faces(image: Image) -> Boxes:
 def detect(image: Image, *, target: TargetPhrase) -> Boxes:
     """Boxes around faces, people, or any segment target's regions (colour regions: one per object), largest first."""
     parsed = parse_target(target)
+
+    def found(boxes: list[tuple[tuple[int, int, int, int], float]], label: str) -> Boxes:
+        return _boxes(pick_box(boxes, parsed.pick, (image.height, image.width)) if parsed.pick else boxes, label, image)
+
     if parsed.kind == "face":
         faces = find_faces(image.pixels)
         if not faces:
             raise ValueError(f"cannot find {target!r} in this picture (no face found)")
-        return _boxes([(f.box, f.score) for f in faces], "face", image)
+        return found([(f.box, f.score) for f in faces], "face")
     if parsed.kind == "colour":
         regions = colour_regions(image.pixels, str(parsed.colour), min_fraction=MIN_BOX_AREA)
         if not regions:
             raise ValueError(f"cannot find {target!r}: nothing {parsed.colour} in this picture")
-        regions = regions[:1] if parsed.single else regions
-        return _boxes([(b, 1.0) for _, b, _ in regions], parsed.phrase, image)
+        regions = regions[:1] if parsed.single and not parsed.pick else regions
+        return found([(b, 1.0) for _, b, _ in regions], parsed.phrase)
+    if parsed.kind == "object":  # an open-vocabulary detector, when one is configured
+        impl, decision = _route("detect", parsed)
+        log.debug("detect %r: %s", target, decision.as_meta())
+        return found(impl.run(image.pixels, parsed), str(parsed.noun))
     alpha = segment_alpha(image, target)
     regions = components(alpha >= 0.5, min_area=max(1, round(MIN_BOX_AREA * alpha.size)))
     if not regions:
         raise cannot_find(target, "in this picture")
-    return _boxes([(b, float(alpha[r].mean())) for r, b, _ in regions], parsed.kind, image)
+    return found([(b, float(alpha[r].mean())) for r, b, _ in regions], parsed.kind)
 
 
 def _box_size(boxes: Boxes, image: Image | None) -> tuple[int, int]:
