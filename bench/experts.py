@@ -2,13 +2,15 @@
 
 The first call in the process includes loading the expert's model (lazy, once per
 process) unless an earlier row or the set-up (segment person, detect_faces,
-lock_identity) already loaded it; the median is the steady state. Run: ``make bench-experts``.
+lock_identity) already loaded it; the median is the steady state. Run: ``make bench-experts``;
+``python -m bench.experts sharpen rotate`` runs only the rows of the tools named.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -21,7 +23,7 @@ from banana.tools.spec import ToolContext
 from banana.tools.values import Image
 
 
-def main(repeats: int = 3) -> None:
+def main(repeats: int = 3, only: set[str] | None = None) -> None:
     registry = default_registry()
     photo = sample("astronaut")
     small = Image(cv2.resize(photo.pixels, (256, 256), interpolation=cv2.INTER_AREA))
@@ -57,7 +59,22 @@ def main(repeats: int = 3) -> None:
         ("lock_identity", "", {"image": photo}),
         ("restore_identity", "", {"image": photo, "identity": identity}),
         ("refine", "classical fallback, keep = person", {"image": photo, "keep": person, "strength": 0.3}),
+        ("sharpen", "whole picture", {"image": photo, "amount": 0.5}),
+        ("denoise", "non-local means", {"image": photo, "amount": 0.5}),
+        ("dehaze", "dark channel + guided filter", {"image": photo, "amount": 0.5}),
+        ("enhance", "white balance + gamma + CLAHE", {"image": photo, "amount": 0.5}),
+        ("retouch", "skin from segment (no mask)", {"image": photo, "amount": 0.5}),
+        ("retouch", "face mask given", {"image": photo, "mask": face_hole, "amount": 0.5}),
+        ("pixelate", "faces, 16 px blocks", {"image": photo, "mask": face_hole, "block": 16}),
+        ("rotate", "90 degrees (exact)", {"image": photo, "degrees": 90}),
+        ("rotate", "12.5 degrees, expand", {"image": photo, "degrees": 12.5}),
+        ("flip", "horizontal", {"image": photo, "direction": "horizontal"}),
+        ("straighten", "Hough lines", {"image": photo}),
+        ("border", "20 px white", {"image": photo, "pixels": 20, "color": "white"}),
+        ("add_text", "caption at the bottom", {"image": photo, "text": "Houston, we have a caption", "position": "bottom"}),
+        ("adjust", "hue + shadows + highlights", {"image": photo, "hue": 0.2, "shadows": 0.3, "highlights": -0.3}),
     ]
+    cases = [c for c in cases if only is None or c[0] in only]
     print("| tool | case | first call in the process | median of next runs |")
     print("|---|---|---|---|")
     for name, label, kwargs in cases:
@@ -73,4 +90,4 @@ def main(repeats: int = 3) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(only=set(sys.argv[1:]) or None)
