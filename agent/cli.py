@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from banana.agent.console import console, error, out
 from banana.agent.executor import Executor, NodeEvent, ResultCache, RunResult
 from banana.agent.planner import Plan, Planner, PlanningError, PlanRequest, make_planner
+from banana.agent.planner.base import JUNK_REASON, is_junk
 from banana.agent.planner.http import ServerError
 from banana.agent.preflight import NeedsWeights
 from banana.agent.program import ProgramError, ValidProgram, input_names, planner_schema, validate
@@ -26,27 +27,25 @@ from banana.tools.registry import Registry, RegistryError, default_registry
 from banana.tools.values import Image
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Banana: plan, run and refine image edits.")
-console = Console(stderr=True, soft_wrap=True)
-out = Console()
 
 
 def _registry() -> Registry:
     try:
         return default_registry()
     except RegistryError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(2) from None
 
 
 def _read_program(path: Path, registry: Registry, n_inputs: int) -> ValidProgram:
     if not path.is_file():
-        console.print(f"[red]error:[/red] no program file at {path}")
+        error(f"no program file at {path}")
         raise typer.Exit(2)
     inputs = {name: "Image" for name in input_names(max(n_inputs, 1))}
     try:
-        return validate(path.read_text(), registry, inputs=inputs)
+        return validate(path.read_bytes(), registry, inputs=inputs)
     except ProgramError as exc:
-        console.print(f"[red]{path}: {len(exc.problems)} problem(s)[/red]")
+        console.print(f"[red]{escape(str(path))}: {len(exc.problems)} problem(s)[/red]")
         for p in exc.problems:
             console.print(f"  - {p}", markup=False, highlight=False)
         raise typer.Exit(1) from None
@@ -147,14 +146,14 @@ def execute(registry: Registry, valid: ValidProgram, images: dict[str, Image], o
         console.print(timing_table(valid, result))
     print_backbone_notes(valid, result)
     for failure in result.failures.values():
-        console.print(f"[red]{failure.kind}:[/red] {failure.error}", highlight=False)
+        error(failure.error, label=failure.kind)
     if not result.ok:
         raise typer.Exit(1)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         result.output.save(output)
     except (OSError, ValueError) as exc:  # PIL: unknown extension; OS: no permission, not a folder
-        console.print(f"[red]error:[/red] cannot write {output}: {exc}", highlight=False)
+        error(f"cannot write {output}: {exc}")
         raise typer.Exit(2) from None
     console.print(f"wrote {output}")
 
@@ -168,7 +167,7 @@ def _read_policy(allow_read: list[Path] | None, inputs: list[str]) -> ReadPolicy
     try:
         return ReadPolicy(dirs=allow_read or [], files=[p for p in inputs if not p.startswith("sample:")])
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, markup=False)
+        error(exc)
         raise typer.Exit(2) from None
 
 
@@ -185,7 +184,7 @@ def _cache(cache_dir: Path | None, max_gb: float | None) -> ResultCache:
     try:
         return ResultCache(disk=cache_dir, disk_max_bytes=None if max_gb is None else int(max_gb * 2**30))
     except OSError as exc:
-        console.print(f"[red]error:[/red] --cache-dir: {escape(str(exc))}", highlight=False)
+        error(f"--cache-dir: {exc}")
         raise typer.Exit(2) from None
 
 
@@ -209,7 +208,7 @@ def run_cmd(
         try:
             images[name] = load_image(path)
         except (OSError, ValueError, KeyError) as exc:
-            console.print(f"[red]error:[/red] --input {path}: {exc}")
+            error(f"--input {path}: {exc}")
             raise typer.Exit(2) from None
     execute(registry, valid, images, output, quiet, cache, files)
 
@@ -229,7 +228,7 @@ def _make_planner(registry: Registry, backend: str | None, server_url: str | Non
             return make_planner(registry, backend, server_url, server_model, flavor,  # type: ignore[arg-type]
                                 say=lambda m: console.print(m, highlight=False))
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        error(exc)
         raise typer.Exit(2) from None
 
 
@@ -239,7 +238,7 @@ def _plan_line(planner: Planner, line: str) -> str:
     try:
         instruction = json.loads(text)["instruction"] if text.startswith("{") else text
         plan = planner.plan(PlanRequest(instruction=instruction))
-        return plan.program.to_json()
+        return plan.to_json()  # a program, or {"cannot": reason}
     except (PlanningError, ServerError) as exc:
         return json.dumps({"instruction": text, "error": str(exc)})
     except (ValueError, KeyError, TypeError) as exc:
@@ -249,17 +248,28 @@ def _plan_line(planner: Planner, line: str) -> str:
 def _request(instruction: str) -> PlanRequest:
     """Checked before any model loads, so a bad instruction costs nothing."""
     try:
-        return PlanRequest(instruction=instruction)
+        request = PlanRequest(instruction=instruction)
     except ValidationError as exc:
-        console.print(f"[red]error:[/red] instruction: {exc.errors()[0]['msg']}", highlight=False)
+        error(f"instruction: {exc.errors()[0]['msg']}")
         raise typer.Exit(2) from None
+    if is_junk(request.instruction):
+        _refused(JUNK_REASON)
+    return request
+
+
+def _refused(reason: str, as_json: bool = False) -> NoReturn:
+    """The planner says no tool can do it: the reason, exit 3 (not a failure, not a plan)."""
+    if as_json:
+        print(json.dumps({"cannot": reason}))
+    console.print(f"[yellow]cannot:[/yellow] {reason}", highlight=False)
+    raise typer.Exit(3)
 
 
 def _plan(planner: Planner, request: PlanRequest) -> Plan:
     try:
         return planner.plan(request)
     except (PlanningError, ServerError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        error(exc)
         raise typer.Exit(1) from None
 
 
@@ -267,10 +277,10 @@ def _plan(planner: Planner, request: PlanRequest) -> Plan:
 def plan_cmd(
     instruction: Annotated[str | None, typer.Argument(help="what to do to the picture")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the program as JSON")] = False,
-    jsonl: Annotated[bool, typer.Option("--jsonl", help="plan each stdin line; one JSON program (or error) per line")] = False,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="plan each stdin line; a program, {\"cannot\": why} or an error per line")] = False,
     backend: BackendOpt = None, server_url: ServerOpt = None, server_model: ModelOpt = None, flavor: FlavorOpt = None,
 ) -> None:
-    """Plan an instruction into a validated program (the model loads once, also for --jsonl)."""
+    """Plan an instruction into a validated program (the model loads once, also for --jsonl); exit 3 when it cannot be done."""
     if jsonl == (instruction is not None):
         console.print("[red]error:[/red] give an INSTRUCTION or --jsonl (lines on stdin), not both or neither")
         raise typer.Exit(2)
@@ -283,6 +293,9 @@ def plan_cmd(
                 print(_plan_line(planner, line), flush=True)
         return
     plan = _plan(planner, request)
+    if plan.refusal is not None:
+        _refused(plan.refusal, as_json)
+    assert plan.program is not None
     if as_json:
         print(plan.program.to_json(indent=2))
         return
@@ -298,12 +311,14 @@ def edit_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="where to write the result (PNG)")],
     save_program: Annotated[Path | None, typer.Option(help="also write the planned program here")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    no_critique: Annotated[bool, typer.Option("--no-critique", help="one pass: plan, run, answer; no critic, no retries")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="print the critic's table of checks")] = False,
     allow_read: AllowReadOpt = None,
     cache_dir: CacheDirOpt = None,
     cache_max_gb: CacheMaxOpt = None,
     backend: BackendOpt = None, server_url: ServerOpt = None, server_model: ModelOpt = None, flavor: FlavorOpt = None,
 ) -> None:
-    """Plan an instruction, validate it, and run it on a picture."""
+    """Plan an instruction, validate it, and run it on a picture; exit 3 when the planner says no tool can do it."""
     request = _request(instruction)
     registry = _registry()
     files = _read_policy(allow_read, [image])
@@ -311,14 +326,13 @@ def edit_cmd(
     try:
         picture = load_image(image)
     except (OSError, ValueError, KeyError) as exc:
-        console.print(f"[red]error:[/red] {image}: {exc}")
+        error(f"{image}: {exc}")
         raise typer.Exit(2) from None
-    plan = _plan(_make_planner(registry, backend, server_url, server_model, flavor), request)
-    console.print(f"[bold]plan[/bold] ({plan.backend}, {plan.seconds:.2f} s):", highlight=False)
-    console.print(escape(plan.attempts[-1].text), highlight=False)
-    if save_program:
-        save_program.write_text(plan.program.to_json(indent=2) + "\n")
-    execute(registry, validate(plan.program, registry), {"input": picture}, output, quiet, cache, files)
+    from banana.agent.loop_cli import edit_with_loop
+
+    planner = _make_planner(registry, backend, server_url, server_model, flavor)
+    edit_with_loop(registry, planner, picture, request, output, quiet=quiet, explain=explain, critic=not no_critique, cache=cache,
+                   files=files, save_program=save_program)
 
 
 planner_app = typer.Typer(no_args_is_help=True, help="Train the embedded planner.")
@@ -332,11 +346,12 @@ def train_cmd(
     seed: Annotated[int, typer.Option(help="data, order and initial adapter")] = 0,
     out_dir: Annotated[Path | None, typer.Option("--out", help="adapter folder (default: the packaged one)")] = None,
     threads: Annotated[int, typer.Option(help="torch threads")] = 1,
+    init: Annotated[Path | None, typer.Option(help="continue from this adapter folder instead of a fresh LoRA")] = None,
 ) -> None:
     """LoRA fine-tune the embedded planner on generated examples (CPU, bounded time, reproducible)."""
     from banana.agent.planner.train import TrainConfig, train
 
-    cfg = TrainConfig(minutes=minutes, examples=examples, seed=seed, threads=threads)
+    cfg = TrainConfig(minutes=minutes, examples=examples, seed=seed, threads=threads, init=init)
     if out_dir is not None:
         cfg.out = out_dir
     report = train(cfg, _registry(), say=lambda m: console.print(m, highlight=False))
@@ -347,6 +362,12 @@ def train_cmd(
 from banana.agent.chat import chat_cmd  # noqa: E402
 
 app.command("chat")(chat_cmd)
+
+
+# the critic alone (issue 9): its command lives beside the loop
+from banana.agent.loop_cli import critique_cmd  # noqa: E402
+
+app.command("critique")(critique_cmd)
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from banana.tools.spec import ToolSpec
 
 MAX_NODES = 32
 MAX_STRING = 200
+MAX_PROGRAM_BYTES = 1 << 20  # a real program is a few hundred bytes
 NODE_ID = r"^[a-z_][a-z0-9_]{0,31}$"
 REF = r"^\$[a-z_][a-z0-9_]{0,31}$"
 NODE_ID_RE = re.compile(NODE_ID)
@@ -66,9 +67,10 @@ class Problem(BaseModel):
     message: str
 
     def __str__(self) -> str:
-        at = f"node {self.node!r}" if self.node else "program"
+        node = self.node if self.node is None or len(self.node) <= 40 else self.node[:40] + "..."
+        at = f"node {node!r}" if node else "program"
         if self.where:
-            at += f", {self.where}"
+            at += f", {self.where if len(self.where) <= 60 else self.where[:60] + '...'}"
         return f"{at}: {self.message}"
 
 
@@ -82,6 +84,12 @@ class ProgramError(ValueError):
     def feedback(self) -> str:
         """The problems, one per line, as fed back to the planner."""
         return "\n".join(f"- {p}" for p in self.problems)
+
+
+def cut(value: Any, limit: int = 60) -> str:
+    """``repr`` of a user value, shortened: errors never echo a megabyte back."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def a(type_name: str | None) -> str:
@@ -109,10 +117,19 @@ def input_names(n: int) -> list[str]:
 def parse_program(data: str | bytes | dict[str, Any]) -> Program:
     """Text or dict -> Program, with JSON and shape errors as a ProgramError."""
     if isinstance(data, (str, bytes)):
+        if isinstance(data, bytes):
+            try:
+                data = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ProgramError([Problem(message=f"not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}")]) from None
+        if len(data) > MAX_PROGRAM_BYTES:
+            raise ProgramError([Problem(message=f"the program is {len(data)} characters; at most {MAX_PROGRAM_BYTES} are allowed")])
         try:
             data = json.loads(data)
         except json.JSONDecodeError as exc:
             raise ProgramError([Problem(message=f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]) from None
+        except RecursionError:
+            raise ProgramError([Problem(message="the JSON is nested too deeply; a program is at most a few levels deep")]) from None
     if not isinstance(data, dict):
         raise ProgramError([Problem(message=f"a program is a JSON object with 'nodes' and 'output', got {type(data).__name__}")])
     try:
@@ -157,7 +174,7 @@ class ValidProgram:
 
 
 def validate(
-    program: Program | str | dict[str, Any],
+    program: Program | str | bytes | dict[str, Any],
     registry: Registry,
     inputs: dict[str, str] | None = None,
     max_nodes: int = MAX_NODES,
@@ -176,20 +193,21 @@ def validate(
 
     if not program.nodes:
         problems.append(Problem(message="the program has no nodes; add at least one tool call"))
-    if len(program.nodes) > max_nodes:
-        problems.append(Problem(message=f"the program has {len(program.nodes)} nodes; at most {max_nodes} are allowed"))
+    if len(program.nodes) > max_nodes:  # fatal: checking (and suggesting fixes for) thousands of nodes helps no one
+        raise ProgramError([Problem(message=f"the program has {len(program.nodes)} nodes; at most {max_nodes} are allowed")])
 
     seen: set[str] = set()
     for node in program.nodes:
-        if not NODE_ID_RE.match(node.id):
+        if not NODE_ID_RE.fullmatch(node.id):
             problems.append(Problem(node=node.id, where="id", message=f"id must match {NODE_ID} (lowercase, digits, _)"))
         if node.id in seen:
             problems.append(Problem(node=node.id, where="id", message="this id is used by another node; ids must be unique"))
-        if node.id in inputs or INPUT_RE.match(node.id):
+        if node.id in inputs or INPUT_RE.fullmatch(node.id):
             problems.append(Problem(node=node.id, where="id", message=f"'{node.id}' is reserved for session inputs; rename the node"))
         seen.add(node.id)
         if node.tool not in registry:
-            problems.append(Problem(node=node.id, where="tool", message=f"unknown tool {node.tool!r}{registry.suggest(node.tool)}"))
+            hint = registry.suggest(node.tool) if len(node.tool) <= 64 else ""
+            problems.append(Problem(node=node.id, where="tool", message=f"unknown tool {cut(node.tool)}{hint}"))
             continue
         spec = registry.get(node.tool)
         specs[node.id] = spec
@@ -214,8 +232,8 @@ def validate(
                                 "break the loop by reading from $input or an earlier node"))
 
     out = program.output
-    if not is_ref(out) or not REF_RE.match(out):
-        problems.append(Problem(where="output", message=f"output must be a reference like \"$node_id\", got {out!r}"))
+    if not is_ref(out) or not REF_RE.fullmatch(out):
+        problems.append(Problem(where="output", message=f"output must be a reference like \"$node_id\", got {cut(out)}"))
     elif ref_name(out) in inputs:
         problems.append(Problem(where="output", message=f"output {out} is a session input, not a result; "
                                 "end with a tool that edits it"))
@@ -259,7 +277,7 @@ def _check_args(node: Node, spec: ToolSpec, known: set[str], types: dict[str, st
     for key in node.args:
         if key not in allowed:
             problems.append(Problem(node=node.id, where=f"args.{key}",
-                                    message=f"{spec.name} has no argument {key!r}; it takes {', '.join(allowed)}"))
+                                    message=f"{spec.name} has no argument {cut(key)}; it takes {', '.join(allowed)}"))
     for port, p in spec.inputs.items():
         value = node.args.get(port)
         if value is None:
@@ -269,11 +287,12 @@ def _check_args(node: Node, spec: ToolSpec, known: set[str], types: dict[str, st
             continue
         if not is_ref(value):
             problems.append(Problem(node=node.id, where=f"args.{port}",
-                                    message=f"{port!r} takes a reference to {a(p.type)} (\"$node_id\"), not the literal {value!r}"))
+                                    message=f"{port!r} takes a reference to {a(p.type)} (\"$node_id\"), not the literal {cut(value)}"))
             continue
         name = ref_name(value)
-        if not REF_RE.match(value):
-            problems.append(Problem(node=node.id, where=f"args.{port}", message=f"{value!r} is not a valid reference (\"$\" then an id)"))
+        if not REF_RE.fullmatch(value):
+            problems.append(Problem(node=node.id, where=f"args.{port}",
+                                    message=f"{cut(value)} is not a valid reference (\"$\" then an id)"))
         elif name not in known:
             problems.append(Problem(node=node.id, where=f"args.{port}", message=f"{value} names no node or input{_near(name, known)}"))
         elif name == node.id:
@@ -290,9 +309,15 @@ def _check_args(node: Node, spec: ToolSpec, known: set[str], types: dict[str, st
     for key, value in literals.items():
         if is_ref(value):
             problems.append(Problem(node=node.id, where=f"args.{key}",
-                                    message=f"{key!r} is a literal value, not a reference; write the value itself instead of {value!r}"))
+                                    message=f"{key!r} is a literal value, not a reference; write the value itself instead of {cut(value)}"))
         elif isinstance(value, str) and len(value) > max_string:
             problems.append(Problem(node=node.id, where=f"args.{key}", message=f"string is {len(value)} characters; at most {max_string}"))
+    props = spec.args_schema().get("properties", {})
+    for key, value in literals.items():
+        if isinstance(value, bool) and not _allows_bool(props.get(key, {})):
+            kind = props.get(key, {}).get("type")
+            problems.append(Problem(node=node.id, where=f"args.{key}",
+                                    message=f"{key}={json.dumps(value)}: expected {a(kind) if kind else 'a value'}, not true/false"))
     if any(p.where.startswith("args.") and p.where[5:] in literals for p in problems):
         return problems
     try:
@@ -300,11 +325,18 @@ def _check_args(node: Node, spec: ToolSpec, known: set[str], types: dict[str, st
     except ValidationError as exc:
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
-            msg = f"{spec.name} needs {key!r}" if err["type"] == "missing" else f"{key}={err['input']!r}: {err['msg']}"
+            msg = f"{spec.name} needs {key!r}" if err["type"] == "missing" else f"{key}={cut(err['input'])}: {err['msg']}"
             if err["type"] == "missing":
                 msg += f" ({_arg_hint(spec, key)})"
             problems.append(Problem(node=node.id, where=f"args.{key}", message=msg))
     return problems
+
+
+def _allows_bool(prop: dict[str, Any]) -> bool:
+    """Whether a literal's JSON Schema admits true/false (pydantic would quietly read true as 1.0)."""
+    if prop.get("type") == "boolean" or not prop:
+        return True
+    return any(_allows_bool(p) for p in prop.get("anyOf", []))
 
 
 def _arg_hint(spec: ToolSpec, key: str) -> str:
