@@ -277,8 +277,8 @@ class Executor:
                     keys[n] = key
                     try:
                         self.cache.put(key, out)
-                    except OSError as exc:  # a full or read-only cache folder must not lose the result
-                        log.warning("could not cache node %r: %s", n, exc)
+                    except Exception as exc:  # a full or read-only cache folder, an unsavable value: keep the result anyway
+                        log.warning("could not cache node %r: %s: %s", n, type(exc).__name__, exc)
                 emit("finished", n, nodes[n].tool, elapsed=elapsed)
         for n in sorted(waiting):
             fail(n, "cancelled" if cancel.is_set() else "skipped", f"node {n!r} did not run")
