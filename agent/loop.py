@@ -195,7 +195,10 @@ def run_loop(
     runs: list[tuple[ValidProgram, RunResult]] = []
 
     def emit(kind: EventKind, message: str = "", passed: bool | None = None) -> None:
-        ev = LoopEvent(kind=kind, attempt=len(result.attempts), time=round(time.perf_counter() - t0, 4), message=message, passed=passed)
+        done = kind in ("critique", "best", "stopped")  # about the attempt just made; the others about the next one
+        ev = LoopEvent(
+            kind=kind, attempt=max(0, len(result.attempts) - done), time=round(time.perf_counter() - t0, 4), message=message, passed=passed
+        )
         result.events.append(ev)
         if on_event is not None:
             on_event(ev)
@@ -205,7 +208,11 @@ def run_loop(
         valid = validate(program, registry, inputs={n: "Image" for n in input_names(req.inputs)})
         run = executor.run(valid, dict(images), on_event=on_node)
         emit("ran", f"{how}: {describe(valid, registry)} ({'ok' if run.ok else 'failed'}, {run.wall:.2f} s)")
-        crit = critique(valid, run, dict(images), registry, request=req.instruction)
+        crit = (
+            critique(valid, run, dict(images), registry, request=req.instruction)
+            if critic
+            else Critique(description=describe(valid, registry))
+        )
         a = LoopAttempt(
             index=len(result.attempts),
             how=how,
@@ -230,14 +237,14 @@ def run_loop(
             return result
         assert plan.program is not None
         first, first_text = plan.program, plan.attempts[-1].text
-        emit("planned", f"{plan.backend}, {plan.seconds:.2f} s")
+        emit("planned", f"{plan.backend}, {plan.seconds:.2f} s:\n{first_text}")
     else:
         first_text = surface_text(first, planner, registry)
     queue = [p for p in candidates or [] if program_key(p) != program_key(first)]
     tried = {program_key(first)}
     best = attempt(first, "plan")
     last_text, replans, stale = first_text, 0, 0
-    stopped = "passed" if best.critique.passed else "single pass"
+    stopped = "single pass" if not critic else ("passed" if best.critique.passed else "")
     while critic and not result.attempts[best.index].critique.passed:
         if len(result.attempts) >= budget.attempts:
             stopped = "attempt budget spent"

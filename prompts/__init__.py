@@ -10,7 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 @cache
 def environment() -> Environment:
-    return Environment(loader=PackageLoader("prompts", ""), undefined=StrictUndefined, keep_trailing_newline=True,
+    return Environment(loader=PackageLoader("banana.prompts", ""), undefined=StrictUndefined, keep_trailing_newline=True,
                        trim_blocks=False, lstrip_blocks=False, autoescape=False)
 
 

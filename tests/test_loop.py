@@ -109,7 +109,7 @@ def test_never_worse_than_the_first(registry, executor, astronaut):
     assert not result.passed and "still fails" in result.explain()
 
 
-def test_one_pass_is_still_judged(registry, executor, astronaut):
+def test_one_pass_runs_no_checks(registry, executor, astronaut):
     result = run_loop(
         "darken everything except her",
         {"input": astronaut},
@@ -118,7 +118,8 @@ def test_one_pass_is_still_judged(registry, executor, astronaut):
         registry,
         critic=False,
     )
-    assert len(result.attempts) == 1 and not result.passed and result.stopped == "single pass"
+    assert len(result.attempts) == 1 and result.stopped == "single pass" and result.critique.results == []
+    assert result.critique.description == "change the tone of the person, brightness -0.5"
 
 
 def test_fix_program_inverts_or_drops_an_invert():
