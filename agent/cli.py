@@ -359,9 +359,11 @@ def train_cmd(
 
 
 # sessions (issue 13): the commands live in their own modules
+from banana.agent.batch import batch_cmd  # noqa: E402
 from banana.agent.chat import chat_cmd  # noqa: E402
 
 app.command("chat")(chat_cmd)
+app.command("batch")(batch_cmd)
 
 
 # the critic alone (issue 9): its command lives beside the loop
