@@ -18,7 +18,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint bench bench-experts bench-planner freeze clean
+.PHONY: demo test lint bench bench-experts bench-planner fuzz freeze clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ bench-experts: $(STAMP)
 
 bench-planner: $(STAMP)
 	$(BIN)/python -m bench.planner
+
+# 10,000 random and mutated programs through the validator, 1,000 mutated picture files through the loader;
+# exits 1 on any outcome but ValidProgram/ProgramError and Image/PictureError (about a minute).
+fuzz: $(STAMP)
+	$(BIN)/python -m bench.fuzz --programs 10000 --images 1000
 
 freeze: $(STAMP)
 	@{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.new && mv constraints.new constraints.txt

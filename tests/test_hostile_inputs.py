@@ -28,6 +28,7 @@ from banana.agent.surface import steps_grammar
 from banana.experts.perception import detect_faces
 from banana.tools.files import REFUSAL, ReadPolicy, ReadRefused, file_args
 from banana.tools.values import META_KEY, Image, PictureError
+from bench.fuzz import check_program, program_case
 
 BANANA = Path(sys.executable).parent / "banana"
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # our own limit speaks instead
@@ -345,6 +346,14 @@ def test_mutated_picture_bytes_give_a_picture_or_a_picture_error(data):
         return
     assert out.pixels.dtype == np.uint8 and out.pixels.ndim == 3 and out.pixels.shape[2] == 3
     assert out.width * out.height <= 40_000_000
+
+
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(st.integers(0, 2**31))
+def test_random_and_mutated_programs_give_a_program_or_a_program_error(registry, case):
+    """The same cases ``make fuzz`` runs 10,000 of (bench/fuzz.py), a few per test run."""
+    data, inputs = program_case(case, registry)
+    assert check_program(data, inputs, registry) in ("valid", "refused")
 
 
 # ---------------------------------------------------------------- perception on pictures OpenCV cannot take whole
