@@ -231,7 +231,7 @@ class Journal:
             res = json.loads(result) if result else {}
             out.append({"id": item_id, "status": status, "input": item.input, "output": item.output if status == "done" else None,
                         "instruction": item.instruction, "attempts": attempts, "error": error,
-                        **{k: res.get(k) for k in ("timings", "critique", "program", "thumbs", "recovered") if k in res}})
+                        **{k: res.get(k) for k in ("timings", "critique", "program", "thumbs", "recovered", "pid", "served") if k in res}})
         return out
 
     def counts(self) -> dict[str, int]:
@@ -306,6 +306,7 @@ class Worker:
         self.out = Path(out)
         self.parent_pid = parent_pid
         self.pid = os.getpid()
+        self.served = 0  # items this worker (and its one agent) has processed
 
     def process(self, spec: str) -> dict[str, Any]:
         """One item -> a result dict; never raises (a failure is a result with its error)."""
@@ -314,6 +315,7 @@ class Worker:
         from banana.agent.turns import TurnError, execute_program, run_turn
 
         item = Item.model_validate_json(spec)
+        self.served += 1
         t0 = time.perf_counter()
         try:
             image = load_image(item.input)
@@ -325,14 +327,15 @@ class Worker:
             t2 = time.perf_counter()
             _atomic_save(outcome.picture, Path(item.output), self.parent_pid)
             thumbs = self._thumbs(item, image, outcome.picture)
-            crit = outcome.critique
-            return {"status": "done", "pid": self.pid, "program": outcome.program.model_dump() if outcome.program else None,
-                    "critique": _critique_summary(crit), "thumbs": thumbs,
+            who = {"pid": self.pid, "served": self.served}
+            return {"status": "done", **who, "program": outcome.program.model_dump() if outcome.program else None,
+                    "critique": _critique_summary(outcome.critique), "thumbs": thumbs,
                     "timings": {"load": round(t1 - t0, 4), "plan": round(outcome.plan_seconds, 4),
                                 "run": round(t2 - t1 - outcome.plan_seconds, 4), "total": round(time.perf_counter() - t0, 4)}}
         except (TurnError, OSError, ValueError, KeyError, RuntimeError) as exc:
-            return {"status": "failed", "pid": self.pid, "error": f"{type(exc).__name__}: {exc}" if not isinstance(exc, TurnError)
-                    else str(exc), "timings": {"total": round(time.perf_counter() - t0, 4)}}
+            error = str(exc) if isinstance(exc, TurnError) else f"{type(exc).__name__}: {exc}"
+            return {"status": "failed", "pid": self.pid, "served": self.served, "error": error,
+                    "timings": {"total": round(time.perf_counter() - t0, 4)}}
 
     def _thumbs(self, item: Item, before: Any, after: Any) -> dict[str, str]:
         name = item.id.replace("/", "__")
