@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from banana.experts import face_parts, people, text_regions  # noqa: F401 - face_parts, text_regions: their segment experts
+from banana.experts import face_parts, openvocab, people, text_regions  # noqa: F401 - they register segment/detect experts
 from banana.experts.checks import declared
 from banana.experts.colour_regions import colour_regions
 from banana.experts.faces import find_faces
