@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from banana.agent import timings
 from banana.agent.console import console, error, out
 from banana.agent.executor import Executor, NodeEvent, ResultCache, RunResult
 from banana.agent.planner import Plan, Planner, PlanningError, PlanRequest, make_planner
@@ -31,7 +32,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Banana: plan
 
 def _registry() -> Registry:
     try:
-        return default_registry()
+        with timings.phase("registry"):
+            return default_registry()
     except RegistryError as exc:
         error(exc)
         raise typer.Exit(2) from None
@@ -210,7 +212,8 @@ def run_cmd(
         except (OSError, ValueError, KeyError) as exc:
             error(f"--input {path}: {exc}")
             raise typer.Exit(2) from None
-    execute(registry, valid, images, output, quiet, cache, files)
+    with timings.phase("run"):
+        execute(registry, valid, images, output, quiet, cache, files)
 
 
 # ---------------------------------------------------------------- planning
@@ -224,7 +227,7 @@ FlavorOpt = Annotated[str | None, typer.Option("--server-flavor", help="vllm (de
 def _make_planner(registry: Registry, backend: str | None, server_url: str | None, server_model: str | None,
                   flavor: str | None) -> Planner:
     try:
-        with console.status("loading the planner"):
+        with console.status("loading the planner"), timings.phase("planner"):
             return make_planner(registry, backend, server_url, server_model, flavor,  # type: ignore[arg-type]
                                 say=lambda m: console.print(m, highlight=False))
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
@@ -267,7 +270,8 @@ def _refused(reason: str, as_json: bool = False) -> NoReturn:
 
 def _plan(planner: Planner, request: PlanRequest) -> Plan:
     try:
-        return planner.plan(request)
+        with timings.phase("plan"):
+            return planner.plan(request)
     except (PlanningError, ServerError) as exc:
         error(exc)
         raise typer.Exit(1) from None
@@ -331,8 +335,9 @@ def edit_cmd(
     from banana.agent.loop_cli import edit_with_loop
 
     planner = _make_planner(registry, backend, server_url, server_model, flavor)
-    edit_with_loop(registry, planner, picture, request, output, quiet=quiet, explain=explain, critic=not no_critique, cache=cache,
-                   files=files, save_program=save_program)
+    with timings.phase("edit loop"):
+        edit_with_loop(registry, planner, picture, request, output, quiet=quiet, explain=explain, critic=not no_critique, cache=cache,
+                       files=files, save_program=save_program)
 
 
 planner_app = typer.Typer(no_args_is_help=True, help="Train the embedded planner.")
@@ -373,6 +378,8 @@ app.command("critique")(critique_cmd)
 
 
 def main() -> None:
+    timings.mark("imports")  # BANANA_TIMINGS=1: phase timings on stderr at exit (bench/startup.py)
+    timings.print_at_exit()
     try:
         app()
     except KeyboardInterrupt:
