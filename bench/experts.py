@@ -12,6 +12,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -21,6 +22,18 @@ from banana.agent.samples import sample
 from banana.tools.registry import default_registry
 from banana.tools.spec import ToolContext
 from banana.tools.values import Image
+
+
+def attempt(call: Callable[..., object], name: str, kwargs: dict[str, object], refused: bool) -> None:
+    """One call; a row labelled '(refused)' must raise ValueError (and is timed all the same)."""
+    try:
+        call(name, **kwargs)
+    except ValueError:
+        if not refused:
+            raise
+    else:
+        if refused:
+            raise AssertionError(f"{name} {kwargs}: expected a refusal")
 
 
 def main(repeats: int = 3, only: set[str] | None = None) -> None:
@@ -36,6 +49,8 @@ def main(repeats: int = 3, only: set[str] | None = None) -> None:
     faces = call("detect_faces", image=photo)
     identity = call("lock_identity", image=photo)
     face_hole = call("mask_from_boxes", boxes=faces, image=photo)
+    captioned = call("add_text", image=photo, text="Houston, we have a caption", position="bottom")
+    caption = call("segment", image=captioned, target="caption")
     cases: list[tuple[str, str, dict[str, object]]] = [
         ("segment", "person", {"image": photo, "target": "person"}),
         ("segment", "sky (colour + position model)", {"image": sample("china"), "target": "sky"}),
@@ -73,18 +88,27 @@ def main(repeats: int = 3, only: set[str] | None = None) -> None:
         ("border", "20 px white", {"image": photo, "pixels": 20, "color": "white"}),
         ("add_text", "caption at the bottom", {"image": photo, "text": "Houston, we have a caption", "position": "bottom"}),
         ("adjust", "hue + shadows + highlights", {"image": photo, "hue": 0.2, "shadows": 0.3, "highlights": -0.3}),
+        ("region", "position bottom-right", {"image": photo, "position": "bottom-right"}),
+        ("region", "relation right-of the face box", {"image": photo, "boxes": faces, "relation": "right-of"}),
+        ("segment", "text (PP-OCR det + rec), caption", {"image": captioned, "target": "caption"}),
+        ("segment", "text, none in the picture (refused)", {"image": photo, "target": "text"}),
+        ("remove", "the caption's text mask", {"image": captioned, "mask": caption}),
+        ("segment", "eyes (face mesh)", {"image": photo, "target": "eyes"}),
+        ("segment", "teeth (face mesh + colour)", {"image": photo, "target": "teeth"}),
+        ("segment", "the person on the left (pick)", {"image": photo, "target": "the person on the left"}),
     ]
     cases = [c for c in cases if only is None or c[0] in only]
     print("| tool | case | first call in the process | median of next runs |")
     print("|---|---|---|---|")
     for name, label, kwargs in cases:
+        refused = "(refused)" in label  # a refusal's cost is what a failing node costs
         t = time.perf_counter()
-        call(name, **kwargs)
+        attempt(call, name, kwargs, refused)
         first = time.perf_counter() - t
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
-            call(name, **kwargs)
+            attempt(call, name, kwargs, refused)
             times.append(time.perf_counter() - t)
         print(f"| `{name}` | {label} | {first * 1000:.0f} ms | {statistics.median(times) * 1000:.0f} ms |", flush=True)
 
