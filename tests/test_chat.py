@@ -64,6 +64,14 @@ def steps(text: str) -> Program:
     ("make it warmer too", Op.APPEND, "make it warmer", None),
     ("ok now make it black and white", Op.APPEND, "make it black and white", None),
     ("less saturated", Op.APPEND, "less saturated", None),
+    ("can you blur it a bit more?", Op.SCALE, "", 1.25),
+    ("too much, tone it down", Op.SCALE, "", 0.5),
+    ("do the same to the sky", Op.ALSO, "the sky", None),
+    ("do the hat too", Op.ALSO, "the hat", None),
+    ("actually the background, not the person", Op.RETARGET, "the background", None),
+    ("not the car but the bus", Op.RETARGET, "the bus", None),
+    ("instead of red, make it green", Op.INSTEAD, "make it green", None),
+    ("scratch that", Op.UNDO, "", None),
 ])
 def test_classify(text: str, op: Op, rest: str, factor: float | None) -> None:
     fu = classify(text)

@@ -62,20 +62,27 @@ class FollowUpError(ValueError):
     """A follow-up that does not apply to the previous program (e.g. "stronger" after a crop)."""
 
 
+EFFECT = r"(?:blur|blurring|brightness|contrast|saturation|warmth|effect|colou?r|tone|filter|style|edit)"
+EFFECT_VERB = r"(?:blur|brighten|darken|warm|cool|saturate|desaturate|lighten|soften|push|turn (?:it|that) (?:up|down))"
+
+
 def _scale(core: str) -> str:
-    return rf"(?:make it |make that |go |do it |a )?(?:{core})(?: than that| please| pls)?"
+    return (rf"(?:(?:that's |it's )?too (?:much|strong|weak|little)[,.!]?\s+)?"
+            rf"(?:make it |make that |make the {EFFECT} |go |do it |a |{EFFECT_VERB} (?:it |that )?)?(?:{core})"
+            rf"(?: {EFFECT})?(?: than that| than before| please| pls)?")
 
 
 BIT = r"(?:a bit|a little|a little bit|slightly|a touch|a tad|just a bit)"
 UP = r"(?:stronger|more|harder|more intense|more strongly)"
 DOWN = r"(?:weaker|less|softer|less intense|more subtle|subtler)"
 LOTS = r"(?:much|way|a lot|far|lots)"
-NO = r"(?:(?:no|nope|nah|actually|sorry|oops|hmm|wait)[,.!]?\s+)*"
+NO = r"(?:(?:no|nope|nah|actually|sorry|oops|hmm|wait|no wait|wrong (?:one|thing|object|part|spot))[,.!]?\s+)*"
 
 # The rewrite rules, as data: (operation, pattern on the normalised text, factor). First match wins.
 RULES: tuple[Rule, ...] = tuple(Rule(op, re.compile(p), f) for op, p, f in [
     (Op.UNDO, NO + r"(?:undo(?: that| it| this| the last (?:one|edit|step|change))?|go back|revert(?: that| it)?|"
-              r"never ?mind(?: that)?|take (?:that|it) back|put it back)", None),
+              r"never ?mind(?: that)?|take (?:that|it) back|put it back|go back (?:one step|a step|to before)|back to before|"
+              r"scratch that|forget (?:that|it)|cancel that|revert (?:the )?last (?:one|edit|step|change))", None),
     (Op.REDO, r"redo(?: that| it)?|bring it back|do it again", None),
     (Op.SCALE, _scale(rf"{LOTS} {UP}|double it|double that|twice as (?:strong|much)"), 2.0),
     (Op.SCALE, _scale(rf"{BIT} {UP}|{UP} {BIT}"), 1.25),
@@ -84,11 +91,16 @@ RULES: tuple[Rule, ...] = tuple(Rule(op, re.compile(p), f) for op, p, f in [
     (Op.SCALE, _scale(rf"{DOWN}|tone it down|reduce it|halve it|half as (?:strong|much)|not so (?:strong|much)|too much"), 0.5),
     (Op.SCALE, _scale(rf"{UP}|even {UP}|increase it|intensify it|not enough|stronger still"), 1.5),
     (Op.RETARGET, NO + r"(?:i meant|i mean|meant|i said)\s+(?P<rest>.+)", None),
-    (Op.RETARGET, NO + r"not (?:on )?(?:the |that |this |my )?[\w ]+?,\s*(?:on )?(?P<rest>.+)", None),
+    (Op.RETARGET, NO + r"not (?:on )?(?:the |that |this |my )?[\w ]+?(?:,\s*|\s+but\s+)(?:on |but )?(?P<rest>.+)", None),
+    (Op.RETARGET, NO + r"(?:on )?(?P<rest>(?:the|my|his|her|their|our) [\w ]+?),? not (?:on )?(?:the |that |this |my )?[\w ]+", None),
+    (Op.INSTEAD, NO + r"instead of [^,]+,\s*(?P<rest>.+)", None),
+    (Op.INSTEAD, NO + r"(?P<rest>.+?) rather than .+", None),
     (Op.INSTEAD, NO + r"(?P<rest>.+?),?\s+instead(?: of that)?", None),
     (Op.INSTEAD, NO + r"instead,?\s+(?P<rest>.+)", None),
+    (Op.ALSO, r"(?:and |also |now )?(?:do the same (?:for|with|to|on)|same (?:for|with|to|on)|do|apply (?:it|that) to|"
+              r"(?:and )?(?:to|on)) (?P<rest>(?:the|my|his|her|their|our) .+?)(?: too| as well| also)?", None),
     (Op.ALSO, r"(?:and |also |and also |plus )?(?P<rest>.+?)(?: too| as well| also)", None),
-    (Op.ALSO, r"(?:also|and also|and|plus|same (?:for|with|to)|do the same (?:for|with|to)|now)\s+(?P<rest>.+)", None),
+    (Op.ALSO, r"(?:also|and also|and|plus|now)\s+(?P<rest>.+)", None),
 ])
 
 # "also X" / "X too" with a verb is a new edit, not a re-target: these words start a clause.
@@ -101,7 +113,8 @@ PEOPLE_WORDS = frozenset("""me him her them us myself person people man woman me
 bride groom couple family model astronaut friend wife husband son daughter mom dad mother father player subject
 girlfriend boyfriend""".split())
 BACKGROUND_WORDS = frozenset({"background", "backdrop", "bg", "back ground"})
-FILLER = re.compile(r"^(?:ok(?:ay)?|now|hmm|right|great|nice|cool|good|perfect|thanks|yes|yeah)[,.!]?\s+")
+FILLER = re.compile(r"^(?:ok(?:ay)?|hmm|right|great|nice|cool|good|perfect|thanks|yes|yeah|please|pls|can you|could you|"
+                    r"would you|could you please|can you please|i want it|i'd like it|let's|lets)[,.!]?\s+")
 POLITE = re.compile(r"(?:[,.!?\s]+(?:please|pls|plz|thanks|thank you|thx|:\)))+$|[.!?]+$")
 
 # Args that say "how much": scaled by "stronger" / "weaker" (bounds come from the tool's schema).
