@@ -27,6 +27,8 @@ from banana.tools.values import Image, Mask, Value
 log = logging.getLogger(__name__)
 
 IDENTITY_MAX = 0.45  # face-embedding distance (dlib; < 0.6 = same person) a kept face may drift
+IDENTITY_STYLE_MAX = 0.7  # the same, for a face a style repainted (not asked to change who it is)
+FACE_WORDS = ("face", "skin", "hair", "eyes", "lips", "teeth", "eyebrows", "head")
 FACE_TARGETED = 0.3  # share of a face's box inside a repainting edit's region: the edit targets that face
 KEEPS_FACES = frozenset({"adjust", "crop", "upscale", "sharpen", "denoise", "enhance", "dehaze", "rotate", "flip", "straighten",
                          "border", "restore_identity", "lock_identity"})  # fmt: skip
@@ -148,13 +150,13 @@ def _region_of(valid: ValidProgram, nid: str, values: dict[str, Value], shape: t
 
 
 def identity_check(valid: ValidProgram, run: RunResult, inputs: dict[str, Value], registry: Registry) -> list[CheckResult]:
-    """Faces that no edit repaints keep their identity (dlib embedding distance)."""
+    """Faces that no edit repaints keep their identity (dlib embedding distance); a restyled face stays the same person, loosely."""
     source, output = inputs.get("input"), run.outputs.get(valid.output)
     if not isinstance(source, Image) or not isinstance(output, Image):
         return []
-    repainting = [n for n in edit_nodes(valid, registry) if valid.program.node(n).tool not in KEEPS_FACES]
-    if not repainting:
+    if (output.height, output.width) != (source.height, source.width):  # crop / upscale / rotate: geometry, checked by their own tools
         return []
+    repainting = [n for n in edit_nodes(valid, registry) if valid.program.node(n).tool not in KEEPS_FACES]
     from banana.experts.embeddings import distance
     from banana.experts.identity import faces_of
 
@@ -163,28 +165,42 @@ def identity_check(valid: ValidProgram, run: RunResult, inputs: dict[str, Value]
         return []
     values: dict[str, Value] = {**inputs, **run.outputs}
     shape = (source.height, source.width)
-    regions = [_region_of(valid, n, values, shape) for n in repainting]
-    kept = []
+    targets = mask_targets(valid)
+    regions = {n: _region_of(valid, n, values, shape) for n in repainting}
+    strict, loose = [], []
     for f in faces:
         x0, y0, x1, y1 = (int(v) for v in f.box)
-        covered = max(float(r[y0:y1, x0:x1].mean()) if r[y0:y1, x0:x1].size else 0.0 for r in regions)
-        if covered <= FACE_TARGETED:
-            kept.append(f)
-    if not kept:
-        return []
-    after = faces_of(output)
-    worst = max(min((distance(np.asarray(f.embedding), np.asarray(g.embedding)) for g in after), default=9.9) for f in kept)
-    return [
-        CheckResult(
-            check="faces keep identity",
-            kind="keep",
-            value=worst,
-            threshold=IDENTITY_MAX,
-            passed=worst <= IDENTITY_MAX,
-            advice=f"a face no edit should touch changed (distance {worst:.2f}); keep the face out of the mask, "
-            "or add lock_identity + restore_identity",
+        covering = [n for n, r in regions.items() if r[y0:y1, x0:x1].size and float(r[y0:y1, x0:x1].mean()) > FACE_TARGETED]
+        if not covering:
+            strict.append(f)
+        elif all(valid.program.node(n).tool == "stylize" and not _face_target(valid, n, targets) for n in covering):
+            loose.append(f)
+    after = faces_of(output) if strict or loose else []
+    results = []
+    for group, limit, what in (
+        (strict, IDENTITY_MAX, "a face no edit should touch changed"),
+        (loose, IDENTITY_STYLE_MAX, "the restyled face is no longer the same person"),
+    ):
+        if not group or (group is loose and not after):  # a style may hide a face from the detector: not measurable
+            continue
+        worst = max(min((distance(np.asarray(f.embedding), np.asarray(g.embedding)) for g in after), default=9.9) for f in group)
+        results.append(
+            CheckResult(
+                check="faces keep identity" if group is strict else "restyled faces keep identity",
+                kind="keep",
+                value=worst,
+                threshold=limit,
+                passed=worst <= limit,
+                advice=f"{what} (distance {worst:.2f}); keep the face out of the mask, or add lock_identity + restore_identity",
+            )
         )
-    ]
+    return results
+
+
+def _face_target(valid: ValidProgram, nid: str, targets: dict[str, str]) -> bool:
+    ref = valid.program.node(nid).args.get("mask")
+    target = targets.get(ref_name(ref), "") if is_ref(ref) else ""
+    return any(w in target for w in FACE_WORDS) and not target.startswith("not ")
 
 
 def critique(

@@ -15,8 +15,16 @@ from banana.experts.colors import parse_color, rgb_to_lab
 from banana.tools.checks import CheckCall, CheckResult, Fix
 from banana.tools.values import Boxes, Image, Mask
 
-KEEP_TOL = 0.01  # mean |out - in| (RGB in 0..1) allowed outside a node's mask
-BLUR_MAX_RATIO = 0.6  # Laplacian variance inside the mask, out / in, for a blur to count
+KEEP_TOL = 0.01  # mean |out - in| (RGB in 0..1) allowed where a foreground must be kept
+KEEP_STEP = 3  # a pixel outside the mask "moved" when a channel changed by more than this (0..255)
+KEEP_SHARE = 0.01  # share of the pixels outside a node's mask allowed to move
+ADJUST_MIN_SHARE = 0.75  # share of the mask's tiles where adjust moved each asked statistic (at least half the asked size)
+BLUR_MAX_RATIO = 0.6  # Laplacian variance of a 32 px tile, out / in, for the tile to count as blurred ...
+BLUR_MAX_RATIO_LIGHT = 0.8  # ... or this, for a light blur (sigma under 1.5 px)
+BLUR_MIN_SHARE = 0.75  # share of the mask's textured tiles that must be blurred
+BLUR_MIN_TEXTURE = 1e-4  # tiles flatter than this (Laplacian variance, RGB 0..1) cannot show a blur
+ADJUST_KEEP_L = 6.0  # the same for a saturation/warmth-only adjust (grey by luma moves Lab L a little on saturated colours)
+TONE_KEEP_L = 3.0  # mean L (0..100) shift allowed where an edit should keep the tones (blur, recolor, saturation/warmth-only adjust)
 STYLE_MIN_CHANGE = 0.03  # mean |out - in| a stylize must reach (times strength)
 HUE_MAX_DEG = 25.0  # recolor: chroma-weighted mean hue within this of the target's
 ACHROMATIC_MAX_CHROMA = 10.0  # recolor to white/black/grey: mean chroma at most this
@@ -147,13 +155,14 @@ def gradient(rgb: np.ndarray) -> np.ndarray:
 
 
 def keep_outside(call: CheckCall) -> list[CheckResult]:
-    """Pixels outside the node's mask are unchanged."""
+    """Pixels outside the node's mask are unchanged: the share that moved by more than a rounding step."""
     pair, region = same_size(call), outside(call)
     if pair is None or region is None or not region.any():
         return []
-    d = mean_diff(rgbf(pair[0]), rgbf(pair[1]), region)
-    return [call.result("keep outside mask", "keep", d, KEEP_TOL, d <= KEEP_TOL,
-                        f"pixels outside {call.words.get('mask', 'the mask')} changed (mean {d:.3f}); the edit leaked out of its mask")]
+    moved = np.abs(pair[0].pixels.astype(np.int16) - pair[1].pixels.astype(np.int16)).max(axis=-1) > KEEP_STEP
+    share = float(moved[region].mean())
+    return [call.result("keep outside mask", "keep", share, KEEP_SHARE, share <= KEEP_SHARE,
+                        f"{share:.1%} of the pixels outside {call.words.get('mask', 'the mask')} changed; the edit leaked out of its mask")]
 
 
 def quality(call: CheckCall) -> list[CheckResult]:
@@ -222,19 +231,43 @@ def boxes_found(call: CheckCall) -> list[CheckResult]:
 # ---------------------------------------------------------------- per tool
 
 
+def tiles(region: np.ndarray, size: int = 32) -> list[tuple[slice, slice]]:
+    """Square tiles mostly (>= 50 %) inside a region."""
+    h, w = region.shape
+    out = []
+    for y in range(0, h - size // 2, size):
+        for x in range(0, w - size // 2, size):
+            t = (slice(y, min(h, y + size)), slice(x, min(w, x + size)))
+            if region[t].mean() >= 0.5:
+                out.append(t)
+    return out
+
+
+def mean_l_shift(src: Image, out: Image, region: np.ndarray) -> float:
+    return float(abs(lab(out)[..., 0][region].mean() - lab(src)[..., 0][region].mean())) if region.any() else 0.0
+
+
 def blur_follow(call: CheckCall) -> list[CheckResult]:
+    """Blur lowers sharpness over (nearly) all of its mask, and keeps the tones."""
     pair = same_size(call)
     if pair is None:
         return []
     region = inside(call)
-    before = sharpness(rgbf(pair[0]), region)
-    if before < 1e-6:
+    src, dst = rgbf(pair[0]), rgbf(pair[1])
+    grey_src, grey_dst = (cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), cv2.CV_32F) for x in (src, dst))
+    textured = [t for t in tiles(region) if grey_src[t].var() > BLUR_MIN_TEXTURE]
+    if not textured:
         return []
-    ratio = sharpness(rgbf(pair[1]), region) / before
     amount = float(call.args.get("amount", 0.5))
+    sigma = amount * float(np.hypot(*region.shape)) / 60.0  # the blur tool's own scale: the check expects what the amount asks
+    limit = BLUR_MAX_RATIO if sigma >= 1.5 else BLUR_MAX_RATIO_LIGHT
+    share = float(np.mean([grey_dst[t].var() / grey_src[t].var() <= limit for t in textured]))
     step = Fix(args={"amount": round(min(1.0, amount + 0.3), 2)}) if amount < 1.0 else None
-    return [call.result("blur lowers sharpness", "follow", ratio, BLUR_MAX_RATIO, ratio <= BLUR_MAX_RATIO,
-                        f"{call.words.get('mask', 'the picture')} is barely blurred (sharpness kept {ratio:.0%}); raise amount", fix=step)]
+    shift = mean_l_shift(pair[0], pair[1], region)
+    return [call.result("blur lowers sharpness", "follow", share, BLUR_MIN_SHARE, share >= BLUR_MIN_SHARE,
+                        f"only {share:.0%} of {call.words.get('mask', 'the picture')} is blurred; raise amount", fix=step),
+            call.result("blur keeps the tones", "follow", shift, TONE_KEEP_L, shift <= TONE_KEEP_L,
+                        f"the blurred region changed brightness by {shift:.1f} L: a seam or a wrong paste, not a blur")]
 
 
 def _adjust_stats(src: Image, out: Image, region: np.ndarray) -> dict[str, tuple[float, float]]:
@@ -261,6 +294,10 @@ def adjust_follow(call: CheckCall) -> list[CheckResult]:
         return []
     stats = _adjust_stats(pair[0], pair[1], region)
     res = []
+    if abs(float(call.args.get("brightness", 0) or 0)) < 0.05 and abs(float(call.args.get("contrast", 0) or 0)) < 0.05:
+        shift = abs(stats["brightness"][1] - stats["brightness"][0])
+        res.append(call.result("adjust keeps the lightness", "follow", shift, ADJUST_KEEP_L, shift <= ADJUST_KEEP_L,
+                               f"lightness moved by {shift:.1f} L though no brightness change was asked: a seam or a wrong paste"))
     for name, (before, after) in stats.items():
         amount = float(call.args.get(name, 0.0) or 0.0)
         if abs(amount) < 0.05:
@@ -280,6 +317,27 @@ def adjust_follow(call: CheckCall) -> list[CheckResult]:
         res.append(call.result(f"adjust {name}", "follow", value, need, bool(ok),
                                f"{name} inside {call.words.get('mask', 'the picture')} moved too little; use a larger {name}",
                                fix=step))
+    res += _adjust_coverage(call, pair[0], pair[1], region)
+    return res
+
+
+def _adjust_coverage(call: CheckCall, src: Image, out: Image, region: np.ndarray) -> list[CheckResult]:
+    """Brightness and warmth move over (nearly) all of the mask, not in one corner of it."""
+    a, b = lab(src), lab(out)
+    res = []
+    for name in ("brightness", "warmth"):
+        amount = float(call.args.get(name, 0.0) or 0.0)
+        if abs(amount) < 0.05:
+            continue
+        stat = (lambda x: x[..., 0]) if name == "brightness" else (lambda x: x[..., 2] + 0.5 * x[..., 1])
+        sa, sb = stat(a), stat(b)
+        cells = tiles(region)
+        if not cells:
+            continue
+        need = 0.5 * ADJUST_MIN[name] * abs(amount)
+        share = float(np.mean([(sb[t].mean() - sa[t].mean()) * np.sign(amount) >= need for t in cells]))
+        res.append(call.result(f"adjust {name} covers the mask", "follow", share, ADJUST_MIN_SHARE, share >= ADJUST_MIN_SHARE,
+                               f"{name} changed over only {share:.0%} of {call.words.get('mask', 'the picture')}"))
     return res
 
 
@@ -298,12 +356,15 @@ def recolor_follow(call: CheckCall) -> list[CheckResult]:
     if t_chroma < ACHROMATIC_MAX_CHROMA:
         c = float(chroma(px).mean())
         return [call.result("recolor reaches the colour", "follow", c, ACHROMATIC_MAX_CHROMA, c <= ACHROMATIC_MAX_CHROMA,
-                            f"{call.words.get('mask', 'the region')} is still coloured (chroma {c:.0f})")]
+                            f"{call.words.get('mask', 'the region')} is still coloured (chroma {c:.0f})")]  # white/black move L on purpose
+    shift = mean_l_shift(pair[0], pair[1], mid)
+    shading = call.result("recolor keeps the shading", "follow", shift, TONE_KEEP_L, shift <= TONE_KEEP_L,
+                          f"the recoloured region changed lightness by {shift:.1f} L: a seam or a wrong paste")
     hue, _ = mean_hue(px)
     want = float(np.degrees(np.arctan2(target[2], target[1])) % 360.0)
     gap = hue_gap(hue, want)
-    return [call.result("recolor reaches the hue", "follow", gap, HUE_MAX_DEG, gap <= HUE_MAX_DEG,
-                        f"{call.words.get('mask', 'the region')} is {gap:.0f} degrees of hue away from {call.args.get('color')}")]
+    return [shading, call.result("recolor reaches the hue", "follow", gap, HUE_MAX_DEG, gap <= HUE_MAX_DEG,
+                                 f"{call.words.get('mask', 'the region')} is {gap:.0f} degrees of hue away from {call.args.get('color')}")]
 
 
 def remove_follow(call: CheckCall) -> list[CheckResult]:
