@@ -18,7 +18,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint bench bench-experts bench-planner fuzz freeze clean
+.PHONY: demo test lint bench bench-experts bench-planner bench-startup fuzz freeze clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ bench-experts: $(STAMP)
 
 bench-planner: $(STAMP)
 	$(BIN)/python -m bench.planner
+
+# cold start-up of plan/edit beside a trivial `banana run`, medians of fresh processes (bench/startup.py)
+bench-startup: $(STAMP)
+	$(BIN)/python -m bench.startup
 
 # 10,000 random and mutated programs through the validator, 1,000 mutated picture files through the loader;
 # exits 1 on any outcome but ValidProgram/ProgramError and Image/PictureError (about a minute).

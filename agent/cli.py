@@ -385,6 +385,9 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("interrupted")
         sys.exit(130)
+    except SystemExit as done:
+        timings.exit_fast(done.code)  # after plan/edit: skip seconds of tearing torch down; returns when unsafe
+        raise
 
 
 if __name__ == "__main__":

@@ -3,22 +3,71 @@
 The grammar is the steps form's EBNF built from the registry, so the model can only
 write registered tools with well-formed, typed arguments; the validator catches
 the rest (a mask nobody uses, an amount out of range) and the repair loop re-prompts.
-The adapter is merged into the base weights once at load (faster decoding).
+
+Start-up is cached (issue 16): the adapter is merged into the base weights once and the merged
+model kept as safetensors in the cache (see :func:`model.load_planner`); the compiled grammar and
+the tokenizer's xgrammar info are kept there too, keyed by hashes of what they are made from.
+Cached or not, the weights and the grammar are the same, so the plans are the same bit for bit.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
-import warnings
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from banana.agent import timings
 from banana.agent.planner.base import PlanRequest, Surface, prompt_for
-from banana.agent.planner.model import ADAPTER_DIR, im_end_id, load_base
+from banana.agent.planner.model import ADAPTER_DIR, atomic_write, cache_dir, file_hash, im_end_id, load_planner
 from banana.agent.surface import steps_grammar
 from banana.tools.registry import Registry
+
+_KEEP_GRAMMARS = 8  # compiled grammars kept (one per registry/grammar version seen lately)
+
+
+def compiled_grammar(tok: Any, folder: Path, vocab_size: int, stop: int, grammar: str, say: Callable[[str], None] = lambda _: None) -> Any:
+    """xgrammar's compiled ``grammar`` for the tokenizer in ``folder``, compiled once and then read from the cache.
+
+    The tokenizer info is keyed by the tokenizer file, vocabulary size, stop token and xgrammar version; the compiled
+    grammar by that key and the grammar text. A damaged cached file is recompiled and rewritten, never an error.
+    """
+    import xgrammar as xgr
+
+    where = cache_dir() / "planner" / "grammar"
+    tok_key = hashlib.sha256(f"{file_hash(folder / 'tokenizer.json')} {vocab_size} {stop} {version('xgrammar')}".encode()).hexdigest()[:20]
+    gram_key = hashlib.sha256(f"{tok_key}\n{grammar}".encode()).hexdigest()[:20]
+    info_file, gram_file = where / f"tokenizer-{tok_key}.json", where / f"grammar-{gram_key}.json"
+    info = None
+    if info_file.is_file():
+        try:
+            info = xgr.TokenizerInfo.deserialize_json(info_file.read_text())
+        except Exception as exc:  # xgrammar's own errors (bad JSON, format, version): make it again
+            say(f"rebuilding the damaged {info_file.name} ({type(exc).__name__})")
+    if info is None:
+        info = xgr.TokenizerInfo.from_huggingface(tok, vocab_size=vocab_size, stop_token_ids=[stop])
+        _write_quietly(info_file, info.serialize_json())
+    if gram_file.is_file():
+        try:
+            return xgr.CompiledGrammar.deserialize_json(gram_file.read_text(), info)
+        except Exception as exc:
+            say(f"recompiling the damaged {gram_file.name} ({type(exc).__name__})")
+    compiled = xgr.GrammarCompiler(info).compile_grammar(grammar)
+    _write_quietly(gram_file, compiled.serialize_json())
+    old = sorted(where.glob("grammar-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)[_KEEP_GRAMMARS:]
+    for p in old:
+        p.unlink(missing_ok=True)
+    return compiled
+
+
+def _write_quietly(path: Path, text: str) -> None:
+    try:
+        atomic_write(path, text.encode())
+    except OSError:
+        pass  # a read-only cache only costs the compile next time
 
 
 class EmbeddedBackend:
@@ -33,24 +82,16 @@ class EmbeddedBackend:
         max_new_tokens: int = 96,
         say: Callable[[str], None] = lambda _: None,
     ) -> None:
-        import torch
-        import xgrammar as xgr
+        with timings.phase("import torch+transformers"):
+            import torch
 
         torch.set_num_threads(threads)
         t = time.perf_counter()
-        self.tok, model = load_base(say)
-        if adapter is not None:
-            if not (Path(adapter) / "adapter_model.safetensors").is_file():
-                raise FileNotFoundError(f"no planner adapter at {adapter}; train one with `banana planner train`")
-            from peft import PeftModel
-
-            with warnings.catch_warnings():  # peft calls a transformers API deprecated for v6; not ours to fix
-                warnings.simplefilter("ignore", FutureWarning)
-                model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        self.tok, model, folder = load_planner(adapter, say)
         self.model = model.eval()
         self.stop = im_end_id(self.tok)
-        info = xgr.TokenizerInfo.from_huggingface(self.tok, vocab_size=self.model.config.vocab_size, stop_token_ids=[self.stop])
-        self.grammar = xgr.GrammarCompiler(info).compile_grammar(steps_grammar(registry))
+        with timings.phase("grammar compile"):
+            self.grammar = compiled_grammar(self.tok, folder, self.model.config.vocab_size, self.stop, steps_grammar(registry), say)
         self.max_new_tokens = max_new_tokens
         self._lock = threading.Lock()  # one decode at a time: the model is not re-entrant
         self.load_seconds = time.perf_counter() - t
@@ -76,7 +117,7 @@ class EmbeddedBackend:
         problems = problems or [None] * len(requests)
         prompts = [prompt_for(r.instruction, p, q) for r, p, q in zip(requests, previous, problems, strict=True)]
         enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), timings.phase("decode"):
             out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False,
                                       logits_processor=[self._processor()], eos_token_id=self.stop, pad_token_id=self.stop)
         texts = []
