@@ -88,7 +88,10 @@ class ProgramError(ValueError):
 
 def cut(value: Any, limit: int = 60) -> str:
     """``repr`` of a user value, shortened: errors never echo a megabyte back."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a value nested thousands deep (a hostile program built in Python, not JSON)
+        return f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from banana.experts.checks import declared
 from banana.experts.colors import parse_color
-from banana.experts.imaging import composite, diagonal, fit_mask, luminance, to_float, to_image
+from banana.experts.imaging import composite, diagonal, fit_mask, gaussian, luminance, to_float, to_image
 from banana.experts.objects import generative_backbone
 from banana.tools.backbone import fingerprint
 from banana.tools.files import FilePath, ReadPolicy
@@ -21,9 +21,9 @@ from banana.tools.values import Image, Mask
 def masked_blur(rgb: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
     """Normalised convolution: blur using only pixels inside ``weight``, so the subject never bleeds out."""
     w = weight[:, :, None]
-    num = cv2.GaussianBlur(rgb * w, (0, 0), sigma)
-    den = cv2.GaussianBlur(weight, (0, 0), sigma)[:, :, None]
-    plain = cv2.GaussianBlur(rgb, (0, 0), sigma)
+    num = gaussian(rgb * w, sigma)
+    den = gaussian(weight, sigma)[:, :, None]
+    plain = gaussian(rgb, sigma)
     return np.where(den > 1e-3, num / np.maximum(den, 1e-3), plain)
 
 
@@ -39,7 +39,7 @@ def blur(
     alpha = fit_mask(mask, image)
     sigma = max(0.5, amount * diagonal(image) / 60.0)
     if mask is None:
-        return to_image(cv2.GaussianBlur(rgb, (0, 0), sigma))
+        return to_image(gaussian(rgb, sigma))
     blurred = masked_blur(rgb, (alpha > 0.5).astype(np.float32), sigma)
     return to_image(composite(blurred, rgb, alpha))
 

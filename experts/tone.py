@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from banana.experts.checks import declared
-from banana.experts.imaging import composite, diagonal, fit_mask, luminance, to_float, to_image
+from banana.experts.imaging import composite, diagonal, fit_mask, gaussian, luminance, to_float, to_image
 from banana.tools.spec import tool
 from banana.tools.values import Image, Mask
 
@@ -51,7 +51,7 @@ def _lift(rgb: np.ndarray, amount: float, weight: np.ndarray) -> np.ndarray:
 def shadows_highlights(rgb: np.ndarray, shadows: float, highlights: float, sigma: float) -> np.ndarray:
     """Brighten (> 0) or deepen (< 0) the dark and the bright tones apart; the weights follow a blurred
     lightness, so the tones of regions move while the detail inside them stays."""
-    base = cv2.GaussianBlur(luminance(rgb), (0, 0), sigma)
+    base = gaussian(luminance(rgb), sigma)
     out = rgb
     if shadows:
         out = _lift(out, shadows, np.clip((0.6 - base) / 0.6, 0.0, 1.0) ** 2)  # no weight above 60 % lightness
