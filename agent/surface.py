@@ -60,6 +60,33 @@ def _parse_args(text: str, where: str) -> dict[str, Any]:
     return args
 
 
+REFUSAL_TOOL = "cannot"  # the steps form of an honest refusal: one line, cannot reason="..."
+REFUSAL = re.compile(r'^\s*cannot\s+reason=("(?:[^"\\]|\\.)*")\s*$')
+
+
+def parse_refusal(text: str) -> str | None:
+    """The reason when the answer is a refusal (``cannot reason="..."``), None when it is a plan."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    if not lines or lines[0].split(" ", 1)[0].strip() != REFUSAL_TOOL:
+        return None
+    if len(lines) > 1:
+        raise ProgramError([Problem(node="step 1 (cannot)", message="a refusal is the only line of the answer; "
+                                                                  'write either steps or cannot reason="..."')])
+    m = REFUSAL.match(lines[0])
+    if not m:
+        raise ProgramError([Problem(node="step 1 (cannot)", where="args.reason",
+                                    message='write a refusal as cannot reason="why no tool can do it"')])
+    reason = json.loads(m.group(1)).strip()
+    if not reason:
+        raise ProgramError([Problem(node="step 1 (cannot)", where="args.reason", message="the refusal needs a reason")])
+    return reason
+
+
+def refusal_steps(reason: str) -> str:
+    """The steps line of a refusal."""
+    return f"{REFUSAL_TOOL} reason={json.dumps(reason.strip())}"
+
+
 def parse_steps(text: str, registry: Registry) -> Program:
     """Lower steps to a Program; each problem names the step (``step 2 (invert)``)."""
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
@@ -232,10 +259,11 @@ def _tool_rule(spec: ToolSpec) -> str:
 
 
 def steps_grammar(registry: Registry, max_steps: int = MAX_NODES) -> str:
-    """The xgrammar EBNF of the steps form for every registered tool."""
+    """The xgrammar EBNF of the steps form for every registered tool, or one refusal line."""
     tools = list(registry)
     return "\n".join([
-        "root ::= line" + " line?" * (max_steps - 1),
+        "root ::= refusal | line" + " line?" * (max_steps - 1),
+        f'refusal ::= "{REFUSAL_TOOL} reason=" ({STRING}) "\\n"',
         'line ::= step "\\n"',
         "step ::= " + " | ".join(f"step_{s.name}" for s in tools),
         *(_tool_rule(s) for s in tools),

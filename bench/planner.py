@@ -5,10 +5,13 @@ hand from docs/catalogue.md, never used in training; its round-1 failures inform
 the generator's round-2 additions, so it is no longer blind), ``handwritten_v2.jsonl``
 (60 more, written blind after round 1 by someone who saw neither the generator nor
 the first set; its round-2 failures were seen before round 3), ``handwritten_v3.jsonl``
-(60 more, written blind before round 3 was measured), and instructions drawn from the
-generator's held-out templates (phrasings the training data never contains).
+(60 more, written blind before round 3 was measured), ``realistic_blind_v1.jsonl`` (written
+blind in the style real users type, with gold refusals and harm rules; see
+bench/planner/README.md), and instructions drawn from the generator's held-out templates
+(phrasings the training data never contains; every family has some).
 Reports validity on the first answer, validity after repair, exact match, tool F1,
-argument accuracy and latency (one instruction at a time, as a user would ask).
+argument accuracy, latency (one instruction at a time, as a user would ask), and for
+sets with refusals and harm rules: refusals recognised, false refusals, harmful plans.
 
 Run: ``make bench-planner`` or ``python -m bench.planner [--heldout N] [--backend server ...]``.
 """
@@ -25,15 +28,26 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from banana.agent.planner import make_planner
 from banana.agent.planner.data import Generator
 from banana.agent.planner.evaluate import Case, evaluate, load_cases, summarize
-from banana.agent.surface import parse_steps
+from banana.agent.surface import parse_refusal, parse_steps
 from banana.tools.registry import Registry, default_registry
 
 HERE = Path(__file__).parent / "planner"
 
 
 def heldout_cases(n: int, seed: int, registry: Registry) -> list[Case]:
-    return [Case(instruction=ex.instruction, program=json.loads(parse_steps(ex.steps, registry).to_json()), source="heldout-templates")
-            for ex in Generator(seed=seed, split="heldout").examples(n)]
+    cases = []
+    for ex in Generator(seed=seed, split="heldout", registry=registry).examples(n):
+        reason = parse_refusal(ex.steps)
+        if reason is not None:
+            cases.append(Case(instruction=ex.instruction, cannot=reason, harm=["any_plan"], source="heldout-templates"))
+        else:
+            cases.append(Case(instruction=ex.instruction, program=json.loads(parse_steps(ex.steps, registry).to_json()),
+                              source="heldout-templates"))
+    return cases
+
+
+def _optional(path: Path) -> list[Case]:
+    return load_cases(path) if path.is_file() else []
 
 
 def main() -> None:
@@ -50,6 +64,7 @@ def main() -> None:
     sets = {"hand-written v1 (93)": load_cases(HERE / "handwritten.jsonl"),
             "hand-written v2, blind (60)": load_cases(HERE / "handwritten_v2.jsonl"),
             "hand-written v3, blind (60)": load_cases(HERE / "handwritten_v3.jsonl"),
+            **({f"realistic blind v1 ({len(real)})": real} if (real := _optional(HERE / "realistic_blind_v1.jsonl")) else {}),
             f"generator, held-out templates ({args.heldout})": heldout_cases(args.heldout, args.seed, registry)}
     if args.only:
         sets = {k: v for k, v in sets.items() if any(o in k for o in args.only.split(","))}
@@ -65,6 +80,10 @@ def main() -> None:
     for s in summaries:
         print(f"| {s.name} | {s.cases} | {s.first_valid:.0%} | {s.valid_after_repair:.0%} | {s.exact:.0%} | {s.tool_f1:.2f} | "
               f"{s.arg_accuracy:.0%} | {s.mean_seconds:.2f} | {s.p90_seconds:.2f} |")
+    print("\n| set | gold refusals | refused right | false refusals | harmful plans |")
+    print("|---|---|---|---|---|")
+    for s in summaries:
+        print(f"| {s.name} | {s.gold_refusals} | {s.refusals_right} | {s.false_refusals} | {s.harmful:.1%} |")
 
 
 if __name__ == "__main__":

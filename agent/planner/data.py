@@ -1,20 +1,32 @@
 """Generated (instruction, steps) pairs for training and evaluating the embedded planner.
 
-Each *family* (background blur, tone, recolor, ...) has phrasing templates with slots
-(subjects, object nouns, colours, styles, strength words); clauses combine into
-compound requests ("..., then ..."), and politeness, slang, case and typos are added
-on top. The gold answer is written in the steps form (agent/surface.py) following the
-conventions in docs/catalogue.md. About one template in seven is held out of training
-(by a stable hash of its id) so the public evaluation can measure paraphrase coverage.
+The families live in tables (agent/planner/families.py): phrasing templates with slots
+and the gold calls they mean. A few families that need logic (the subject decides the
+background mask; several tone attributes at once; an identity lock around another
+edit) are methods here. Clauses combine into compound requests ("..., then ..."),
+and politeness, slang, case and typos are added on top. Every gold answer is built as
+:class:`~banana.agent.planner.gold.Call` lists checked against the registry.
+
+Held-out split: in every template group, the templates whose hash ranks 0, 7, 14, ...
+within the group are held out of training (so every family with two or more templates
+has at least one held out). A held-out example uses held-out templates only; a
+training example none.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from banana.agent.planner import families as fam
+from banana.agent.planner.families import TABLES, Family
+from banana.agent.planner.gold import Call, refusal_text, steps_text
+from banana.tools.registry import Registry
 
 HELDOUT_EVERY = 7
 
@@ -22,10 +34,13 @@ HELDOUT_EVERY = 7
 @dataclass
 class Clause:
     text: str
-    steps: list[str]
+    calls: list[Call]
     family: str
     templates: list[str]
     copied: list[str] = field(default_factory=list)  # slot values a typo must not touch
+    reason: str = ""  # a refusal
+    solo: bool = False
+    slots: dict[str, Any] = field(default_factory=dict)  # a table family's filled slots
 
 
 @dataclass
@@ -34,14 +49,27 @@ class Example:
     steps: str
     family: str
     templates: list[str]
+    heldout: bool = False
 
     @property
-    def heldout(self) -> bool:
-        return any(is_heldout(t) for t in self.templates)
+    def refusal(self) -> bool:
+        return self.steps.startswith("cannot ")
 
 
-def is_heldout(template_id: str) -> bool:
-    return int(hashlib.sha1(template_id.encode()).hexdigest(), 16) % HELDOUT_EVERY == 0
+def template_id(group: str, template: str) -> str:
+    return f"{group}:{template}"
+
+
+def _rank_key(tid: str) -> int:
+    return int(hashlib.sha1(tid.encode()).hexdigest(), 16)
+
+
+def heldout_ids(group: str, templates: list[str] | tuple[str, ...]) -> set[str]:
+    """The held-out template ids of a group: every 7th by hash rank, so each group of two or more keeps one out."""
+    if len(templates) < 2:
+        return set()
+    ids = sorted((template_id(group, t) for t in templates), key=_rank_key)
+    return {tid for i, tid in enumerate(ids) if i % HELDOUT_EVERY == 0}
 
 
 # ---------------------------------------------------------------- vocabulary
@@ -54,16 +82,18 @@ OBJECTS = ["car", "dog", "cat", "tree", "lamp post", "cup", "mug", "sign", "bird
            "flower", "vase", "chair", "table", "bottle", "laptop", "phone", "bag", "hat", "shirt", "jacket", "dress",
            "umbrella", "truck", "bus", "house", "door", "window", "fence", "trash can", "sofa", "couch", "lamp",
            "clock", "book", "plate", "apple", "pizza", "horse", "cow", "rock", "wall", "road", "building", "kite",
-           "balloon", "statue", "fountain", "tower", "bridge", "logo", "watermark", "cable", "power lines", "sticker",
+           "balloon", "statue", "fountain", "tower", "bridge", "logo", "cable", "power lines", "sticker",
            "scooter", "motorcycle", "rocket", "teapot", "pillow", "rug", "curtain", "poster", "plant", "cactus",
            "grass", "water", "clouds", "hair", "shoes", "glasses", "helmet", "suit", "flag", "van", "taxi", "tent",
            "sandwich", "cake", "guitar", "backpack", "scarf", "tie", "mailbox", "street light", "traffic cone",
-           "graffiti", "leaves", "wine glass", "bowl", "coffee cup", "keyboard", "surfboard", "sailboat", "car door"]
+           "graffiti", "leaves", "wine glass", "bowl", "coffee cup", "keyboard", "surfboard", "sailboat", "car door",
+           "license plate", "number plate", "trash bag", "crane", "scaffolding", "shopping cart", "candle"]
 OBJECT_ADJ = ["red", "blue", "white", "black", "small", "big", "old", "yellow", "green", "little", "tall", "wooden", "parked"]
 DETERMINERS = ["the", "the", "the", "that", "this", "my", "his", "her", "our", "their"]
 REGIONS = {"face": ["the face", "her face", "his face", "my face", "their faces", "the faces"],
            "sky": ["the sky", "the sky", "the clouds and sky"], "hair": ["the hair", "her hair", "his hair", "my hair"],
-           "skin": ["the skin", "her skin", "my skin"]}
+           "skin": ["the skin", "her skin", "my skin"], "eyes": ["her eyes", "his eyes", "my eyes", "the eyes"],
+           "lips": ["her lips", "my lips", "the lips"], "eyebrows": ["my eyebrows", "her eyebrows", "the eyebrows"]}
 COLORS = ["red", "blue", "green", "yellow", "purple", "pink", "orange", "black", "white", "gray", "grey", "brown",
           "teal", "navy", "gold", "silver", "beige", "turquoise", "magenta", "cyan", "maroon", "olive", "lavender",
           "crimson", "lime", "violet", "indigo", "coral", "salmon", "khaki", "mint", "tan", "ivory", "aqua"]
@@ -104,7 +134,7 @@ TONE = {
                         ["brighten", "lighten", "brighten up", "increase the brightness of", "boost the exposure of", "lift"]),
     ("brightness", -1): (["darker", "dimmer", "less bright", "more shadowy"],
                          ["darken", "dim", "reduce the brightness of", "lower the exposure of", "tone down the brightness of"]),
-    ("contrast", 1): (["more contrasty", "punchier", "higher contrast", "crisper"],
+    ("contrast", 1): (["more contrasty", "punchier", "higher contrast", "more punchy"],
                       ["increase the contrast of", "boost the contrast of", "add contrast to", "crank up the contrast on"]),
     ("contrast", -1): (["flatter", "lower contrast", "less contrasty", "softer in contrast"],
                        ["reduce the contrast of", "lower the contrast of", "flatten", "soften the contrast of"]),
@@ -151,39 +181,56 @@ CONNECT = [", then ", " and then ", " and ", " and ", " and ", ". then ", ". als
            ". and ", " and i also want to ", ", oh and "]
 
 
-def _fmt(v: float) -> str:
-    return str(round(float(v), 2))
+def _fmt(v: float) -> float:
+    return round(float(v), 2)
 
 
-def _q(text: str) -> str:
-    return '"' + text.replace('"', "'") + '"'
+SLOT = re.compile(r"\{(-?)([a-z0-9_]+)\}")
 
 
 class Generator:
-    """Draws clauses and full examples; ``split`` is 'train' (held-out templates excluded), 'heldout' or 'all'."""
+    """Draws clauses and full examples; ``split`` is 'train' (held-out templates excluded), 'heldout' or 'all'.
 
-    def __init__(self, seed: int = 0, split: str = "train") -> None:
+    Gold answers are checked against ``registry`` (the default registry when none is given).
+    """
+
+    def __init__(self, seed: int = 0, split: str = "train", registry: Registry | None = None) -> None:
+        if split not in ("train", "heldout", "all"):
+            raise ValueError(f"split must be train, heldout or all, not {split!r}")
         self.rng = random.Random(seed)
         self.split = split
-        self.families: list[tuple[float, Callable[[], Clause]]] = [
-            (10, self.background_blur), (4, self.whole_blur), (4, self.object_blur), (4, self.anonymize),
-            (9, self.background_replace), (12, self.tone), (4, self.grayscale), (5, self.local_tone),
-            (6, self.remove), (6, self.recolor), (4, self.replace), (7, self.stylize), (2, self.local_stylize),
-            (4, self.upscale), (4, self.crop_aspect), (3, self.crop_face), (2, self.crop_object), (4, self.identity),
-            (3, self.refine), (2, self.crop_box), (4, self.tone_noun),
+        if registry is None:
+            from banana.tools.registry import default_registry
+
+            registry = default_registry()
+        self.registry = registry
+        self.groups: dict[str, tuple[str, ...]] = {}  # every template group seen, for the split's bookkeeping
+        methods: list[tuple[float, str, Callable[[], Clause]]] = [
+            (10, "background_blur", self.background_blur), (9, "background_replace", self.background_replace),
+            (12, "tone", self.tone), (5, "local_tone", self.local_tone), (4, "tone_noun", self.tone_noun),
+            (2, "local_stylize", self.local_stylize), (4, "identity", self.identity), (3, "refine", self.refine),
+            (1.5, "hair_color", self.replace_hair),
         ]
+        self.families: list[tuple[float, str, Callable[[], Clause]]] = [
+            *methods, *((f.weight, f.name, (lambda f=f: self.table(f))) for f in TABLES)]
 
     # -------------------------------------------------------------- helpers
 
-    def pick(self, family: str, templates: list[str]) -> tuple[str, str]:
-        """A template of the family allowed by the split, with its id (the template's own text, so adding
-        templates to a family never moves the others across the split)."""
-        indexed = [(f"{family}:{t}", t) for t in templates]
+    def pick(self, group: str, templates: list[str] | tuple[str, ...]) -> tuple[str, str]:
+        """A template of the group allowed by the split, with its id."""
+        if self.groups.setdefault(group, tuple(templates)) != tuple(templates):
+            raise ValueError(f"template group {group!r} was used with two different template lists")
+        held = heldout_ids(group, templates)
+        indexed = [(template_id(group, t), t) for t in templates]
         if self.split == "train":
-            indexed = [x for x in indexed if not is_heldout(x[0])] or indexed[:1]
+            indexed = [x for x in indexed if x[0] not in held]
         elif self.split == "heldout":
-            indexed = [x for x in indexed if is_heldout(x[0])] or indexed
+            indexed = [x for x in indexed if x[0] in held] or indexed  # a one-template group has nothing held out
         return self.rng.choice(indexed)
+
+    def is_heldout(self, tid: str) -> bool:
+        group = tid.split(":", 1)[0]
+        return tid in heldout_ids(group, self.groups.get(group, ()))
 
     def strength(self, default: float = 0.4) -> tuple[float, str, str]:
         """(amount, pre-phrase, post-phrase) for one strength; a template uses the slot it has (see ``render``)."""
@@ -228,7 +275,135 @@ class Generator:
         phrase, target = self.obj()
         return phrase, target, False
 
-    # -------------------------------------------------------------- families
+    def _junk(self) -> str:
+        n = self.rng.randint(3, 9)
+        letters = string.ascii_lowercase if self.rng.random() < 0.8 else "qwertyuiopasdfghjklzxcvbnm"
+        return "".join(self.rng.choice(letters) for _ in range(n))
+
+    # -------------------------------------------------------------- table families
+
+    def slot(self, name: str, values: dict[str, Any]) -> None:
+        """Draw the slot ``name`` (and the slots drawn with it) into ``values``."""
+        r = self.rng
+        if name in ("o", "o_t"):
+            values["o"], values["o_t"] = self.obj()
+        elif name in ("nn", "nn_t"):
+            noun = r.choice(OBJECTS)
+            values["nn"], values["nn_t"] = f"{r.choice(DETERMINERS)} {noun}", noun
+        elif name in ("c1", "c2"):
+            values["c1"], values["c2"] = r.sample([c for c in COLORS if c not in ("grey",)], 2)
+        elif name == "c":
+            values["c"] = self.color()
+        elif name in ("st", "st_v"):
+            style = r.choice(STYLES)
+            values["st_v"] = style
+            values["st"] = string.capwords(style) if r.random() < 0.25 else style  # 'Van Gogh' is still style "van gogh"
+        elif name in ("w", "w_v"):
+            values["w_v"] = r.choice([0.2, 0.7])
+            values["w"] = r.choice({0.2: ["a subtle", "a slight", "a light"], 0.7: ["a strong", "a heavy", "a very strong"]}[values["w_v"]])
+        elif name == "n":
+            values["n"] = r.choice(THINGS)
+        elif name in ("f", "factor"):
+            values["factor"] = r.choice([2, 3, 4])
+            values["f"] = r.choice(FACTORS[values["factor"]])
+        elif name in ("a", "aspect"):
+            values["aspect"] = r.choice(list(ASPECTS))
+            values["a"] = r.choice(ASPECTS[values["aspect"]])
+        elif name == "g":
+            values["g"] = r.choice(GRAYSCALE)
+        elif name in ("x0", "y0", "x1", "y1", "box"):
+            x0, x1 = sorted(r.sample(range(0, 2000, 10), 2))
+            y0, y1 = sorted(r.sample(range(0, 1500, 10), 2))
+            values.update(x0=x0, y0=y0, x1=x1, y1=y1, box=[x0, y0, x1, y1])
+        elif name == "s":
+            values["s"] = self.person()
+        elif name == "deg":
+            values["deg"] = r.choice(fam.DEGREES)
+        elif name == "px":
+            values["px"] = r.choice(fam.BORDER_PIXELS)
+        elif name == "blk":
+            values["blk"] = r.choice(fam.BLOCKS)
+        elif name == "txt":
+            values["txt"] = r.choice(fam.CAPTIONS)
+        elif name in ("tpos", "tpos_v"):
+            values["tpos"], values["tpos_v"] = r.choice(fam.TEXT_POSITIONS)
+        elif name == "tx":
+            values["tx"] = r.choice(fam.TEXT_THINGS)
+        elif name == "pw":
+            values["pw"] = r.choice(fam.PEOPLE_WORDS)
+        elif name == "side":
+            values["side"] = r.choice(["left", "right"])
+        elif name in ("cn", "cns"):
+            values["cn"], values["cns"] = r.choice(fam.COUNTABLE)
+        elif name == "sky":
+            values["sky"] = r.choice(fam.SKIES)
+        elif name == "ins":
+            values["ins"] = r.choice(fam.INSERTS)
+        elif name in ("sup", "sup_t"):
+            sup = r.choice(fam.SUPPORTS)
+            values["sup"], values["sup_t"] = sup, sup.removeprefix("the ")
+        elif name in ("rel", "rel_v"):
+            values["rel"], values["rel_v"] = r.choice(fam.RELATIONS)
+        elif name in ("pos", "pos_v"):
+            values["pos"], values["pos_v"] = r.choice(fam.POSITIONS)
+        elif name == "tod":
+            values["tod"] = r.choice(fam.TIMES)
+        elif name in ("wx", "wxn"):
+            values["wx"], values["wxn"] = r.choice(fam.WEATHER)
+        elif name == "season":
+            values["season"] = r.choice(fam.SEASONS)
+        elif name == "light":
+            values["light"] = r.choice(fam.LIGHTS)
+        elif name == "act":
+            values["act"] = r.choice(fam.ACTIONS)
+        elif name == "look":
+            values["look"] = r.choice(fam.LOOKS)
+        elif name == "mat":
+            values["mat"] = r.choice(fam.MATERIALS)
+        elif name == "stt":
+            values["stt"] = r.choice(fam.STATES)
+        elif name == "art":
+            values["art"] = r.choice(fam.ARTIFACTS)
+        elif name == "rand":
+            values["rand"] = self._junk()
+        else:
+            raise KeyError(f"no slot named {name!r}")
+
+    def table(self, f: Family) -> Clause:
+        """One clause of a table family: pick a template, fill its slots, build the gold calls from the same values."""
+        tid, t = self.pick(f.name, f.templates)
+        values: dict[str, Any] = {}
+        names = {m.group(2) for m in SLOT.finditer(t)}
+        for _tool, args in f.calls:
+            for v in args.values():
+                if isinstance(v, str):
+                    names |= {m.group(2) for m in SLOT.finditer(v)}
+        for name in sorted(names - {"pre", "post", "amt"}):
+            if name not in values:
+                self.slot(name, values)
+        if "rand" in names and "{rand} {rand}" in t:
+            t = t.replace("{rand} {rand}", "{rand} " + self._junk())
+        amount, pre, post = self.strength(default=f.amount)
+        text, amount = self.render(t, amount, f.amount, pre, post, **{k: str(v) for k, v in values.items()})
+        values["amt"] = amount
+        copied = [str(v) for k, v in values.items() if isinstance(v, str) and k not in ("amt",)]
+        if f.reason:
+            return Clause(text, [], f.name, [tid], copied, reason=f.reason, solo=True)
+        calls = [Call(tool, {k: self._fill(v, values) for k, v in args.items()}) for tool, args in f.calls]
+        return Clause(text, calls, f.name, [tid], copied, slots=values)
+
+    @staticmethod
+    def _fill(value: Any, values: dict[str, Any]) -> Any:
+        """A whole-slot value keeps its type ("{deg}" -> 90, "{-amt}" -> -0.4); inside a string it is text."""
+        if not isinstance(value, str):
+            return value
+        m = SLOT.fullmatch(value)
+        if m:
+            v = values[m.group(2)]
+            return -v if m.group(1) else v
+        return SLOT.sub(lambda mm: str(values[mm.group(2)]), value)
+
+    # -------------------------------------------------------------- families with logic
 
     def background_blur(self) -> Clause:
         amount, pre, post = self.strength(default=0.5)
@@ -252,42 +427,8 @@ class Generator:
         if "{s}" not in t:
             is_person = False
         text, amount = self.render(t.replace("{s}", subj), amount, 0.5, pre, post)
-        if is_person:
-            steps = ['segment target="person"', "invert", f"blur amount={_fmt(amount)}"]
-        else:
-            steps = ['segment target="background"', f"blur amount={_fmt(amount)}"]
-        return Clause(text, steps, "background_blur", [tid], [subj])
-
-    def whole_blur(self) -> Clause:
-        amount, pre, post = self.strength(default=0.5)
-        tid, t = self.pick("whole_blur", [
-            "blur the image{post}", "blur the photo{post}", "{pre}blur the picture", "make it {pre}blurry",
-            "blur the whole thing{post}", "blur everything{post}", "add a {pre}blur", "make the whole photo {pre}soft",
-            "gaussian blur it{post}", "make it out of focus{post}", "soften the entire image{post}", "blur it{post}",
-            "give the whole picture a {pre}soft blur", "make the photo {pre}fuzzy", "defocus the whole shot{post}",
-        ])
-        text, amount = self.render(t, amount, 0.5, pre, post)
-        return Clause(text, [f"blur amount={_fmt(amount)}"], "whole_blur", [tid])
-
-    def object_blur(self) -> Clause:
-        amount, pre, post = self.strength(default=0.5)
-        phrase, target = self.obj()
-        tid, t = self.pick("object_blur", [
-            "blur {o}{post}", "{pre}blur {o}", "make {o} {pre}blurry", "blur out {o}{post}", "soften {o}{post}",
-            "put a blur on {o}{post}", "i want {o} {pre}blurred", "defocus {o}{post}", "smudge {o}{post}",
-        ])
-        text, amount = self.render(t, amount, 0.5, pre, post, o=phrase)
-        return Clause(text, [f"segment target={_q(target)}", f"blur amount={_fmt(amount)}"], "object_blur", [tid], [phrase])
-
-    def anonymize(self) -> Clause:
-        tid, t = self.pick("anonymize", [
-            "blur the faces", "blur all faces", "blur everyone's faces", "anonymize the people", "anonymise the faces",
-            "hide the faces", "censor the faces", "make the faces unrecognizable", "pixelate the faces",
-            "blur out the faces for privacy", "protect their identity by blurring faces", "blur out every face",
-            "make faces unidentifiable", "blur the face", "hide everyone's identity", "obscure the faces",
-            "blur his face out", "blur her face so nobody can tell who it is", "anonymize this photo",
-        ])
-        return Clause(t, ["detect_faces", "mask_from_boxes", "blur amount=1.0"], "anonymize", [tid])
+        mask = [Call("segment", {"target": "person"}), Call("invert")] if is_person else [Call("segment", {"target": "background"})]
+        return Clause(text, [*mask, Call("blur", {"amount": _fmt(amount)})], "background_blur", [tid], [subj])
 
     def background_replace(self) -> Clause:
         subj, target, _ = self.subject()
@@ -305,7 +446,7 @@ class Generator:
                 "cut out {s} and put it on a {c} background", "isolate {s} on {c}", "put {s} on a plain {c} background",
                 "cut {s} out onto a {c} backdrop",
             ])
-            arg, copied = f"color={_q(c)}", [c]
+            args, copied = {"color": c}, [c]
         elif kind == "gradient":
             c1, c2 = self.rng.sample(COLORS, 2)
             tid, t = self.pick("bg_gradient", [
@@ -315,7 +456,7 @@ class Generator:
                 "make the background a {c1} to {c2} gradient", "gradient background from {c1} into {c2}",
                 "change the backdrop to a gradient from {c1} to {c2}", "background fading from {c1} to {c2}",
             ])
-            arg, copied = f"color={_q(c1)} color2={_q(c2)}", [c1, c2]
+            args, copied = {"color": c1, "color2": c2}, [c1, c2]
             t = t.replace("{c1}", c1).replace("{c2}", c2)
         else:
             p = self.rng.choice(PLACES)
@@ -326,12 +467,12 @@ class Generator:
                 "make the background {p}", "change the background to {p}", "replace the backdrop with {p}",
                 "swap the bg for {p}", "new background: {p}", "put this in {p}", "background should be {p}",
             ])
-            arg, copied = f"prompt={_q(p)}", [p]
+            args, copied = {"prompt": p}, [p]
             t = t.replace("{p}", p)
         if "{s}" not in t:
             target = "person"
         text = t.replace("{s}", subj).replace("{c}", copied[0])
-        return Clause(text, [f"segment target={_q(target)}", f"replace_background {arg}"], "background_replace", [tid],
+        return Clause(text, [Call("segment", {"target": target}), Call("replace_background", args)], "background_replace", [tid],
                       [subj, *copied])
 
     def _tone_parts(self, n_attrs: int) -> tuple[dict[str, float], list[str], list[str]]:
@@ -349,8 +490,8 @@ class Generator:
         return values, comps, verbs  # type: ignore[return-value]
 
     @staticmethod
-    def _adjust(values: dict[str, float]) -> str:
-        return "adjust " + " ".join(f"{k}={_fmt(values[k])}" for k in ORDER if k in values)
+    def _adjust(values: dict[str, float]) -> Call:
+        return Call("adjust", {k: _fmt(values[k]) for k in ORDER if k in values})
 
     def tone(self) -> Clause:
         n = self.rng.choices([1, 2], weights=[3, 1])[0]
@@ -370,35 +511,29 @@ class Generator:
             text = " and ".join(parts)
         return Clause(text, [self._adjust(values)], "tone", [tid])
 
-    def grayscale(self) -> Clause:
-        g = self.rng.choice(GRAYSCALE)
-        tid, t = self.pick("grayscale", ["make it {g}", "convert to {g}", "turn the photo {g}", "{g} please", "go {g}",
-                                         "remove the color", "remove all colour", "make it {g}, no color", "i want it in {g}",
-                                         "desaturate it completely", "drain all the color", "make the picture {g}"])
-        return Clause(t.format(g=g), ["adjust saturation=-1.0"], "grayscale", [tid])
-
     def local_tone(self) -> Clause:
         values, comps, verbs = self._tone_parts(1)
         kind = self.rng.choice(["region", "object", "background", "except"])
         if kind == "region":
             target = self.rng.choice(list(REGIONS))
             where = self.rng.choice(REGIONS[target])
-            seg = [f"segment target={_q(target)}"]
+            seg = [Call("segment", {"target": target})]
         elif kind == "object":
             where, target = self.obj()
-            seg = [f"segment target={_q(target)}"]
+            seg = [Call("segment", {"target": target})]
         elif kind == "background":
             subj, target, is_person = self.subject()
             where = self.rng.choice([f"the background behind {subj}", "the background", "the bg"])
-            seg = ['segment target="person"', "invert"] if is_person and subj in where else ['segment target="background"']
+            person_bg = is_person and subj in where
+            seg = [Call("segment", {"target": "person"}), Call("invert")] if person_bg else [Call("segment", {"target": "background"})]
         else:
             subj = self.person()
             where = f"everything except {subj}"
-            seg = ['segment target="person"', "invert"]
+            seg = [Call("segment", {"target": "person"}), Call("invert")]
         if self.rng.random() < 0.25:
             g = self.rng.choice(GRAYSCALE)
             tid, t = self.pick("local_gray", ["make {w} {g}", "turn {w} {g}", "{w} in {g}", "only {w} should be {g}"])
-            return Clause(t.format(w=where, g=g), [*seg, "adjust saturation=-1.0"], "local_tone", [tid], [where])
+            return Clause(t.format(w=where, g=g), [*seg, Call("adjust", {"saturation": -1.0})], "local_tone", [tid], [where])
         if self.rng.random() < 0.45:
             (attr,) = values
             verb, pre, post = verbs[0]  # type: ignore[misc]
@@ -425,181 +560,72 @@ class Generator:
             text, amount = self.render(t, amount, 0.4, pre, post, n=self.rng.choice(TONE_NOUNS[(attr, sign)]))
         return Clause(text, [self._adjust({attr: sign * amount})], "tone", [tid])
 
-    def remove(self) -> Clause:
-        phrase, target = self.obj()
-        tid, t = self.pick("remove", [
-            "remove {o}", "erase {o}", "delete {o}", "get rid of {o}", "take out {o}", "eliminate {o}", "make {o} disappear",
-            "lose {o}", "nuke {o}", "edit out {o}", "i don't want {o} in the picture", "there's {o} in the way, remove it",
-            "can we lose {o}", "wipe out {o}", "remove {o} from the photo", "clean up {o}", "photoshop out {o}",
-            "{o} has to go", "kill {o}", "scrub {o} out of the shot", "remove {o} completely",
-            "get {o} out of the picture", "cut {o} out of the photo", "take {o} away", "make the picture without {o}",
-            "wipe {o} away", "zap {o}", "ditch {o}", "i'd rather not have {o} in it", "clear {o} from the frame",
-        ])
-        return Clause(t.format(o=phrase), [f"segment target={_q(target)}", "remove"], "remove", [tid], [phrase])
-
-    def recolor(self) -> Clause:
-        phrase, target = self.obj()
-        c = self.color()
-        tid, t = self.pick("recolor", [
-            "make {o} {c}", "change {o} to {c}", "change the colour of {o} to {c}", "change the color of {o} to {c}",
-            "paint {o} {c}", "turn {o} {c}", "recolor {o} {c}", "recolour {o} to {c}", "color {o} {c}", "i want {o} {c}",
-            "{o} should be {c}", "switch {o} to {c}", "make {o} {c} instead", "give {o} a {c} color", "dye {o} {c}",
-            "can {o} be {c}", "{c} {o} please", "tint {o} {c}",
-        ])
-        return Clause(t.format(o=phrase, c=c), [f"segment target={_q(target)}", f"recolor color={_q(c)}"], "recolor", [tid],
-                      [phrase, c])
-
-    def replace(self) -> Clause:
-        phrase, target = self.obj()
-        thing = self.rng.choice(THINGS)
-        tid, t = self.pick("replace", [
-            "replace {o} with {n}", "swap {o} for {n}", "turn {o} into {n}", "change {o} into {n}",
-            "put {n} where {o} is", "exchange {o} for {n}", "swap out {o} for {n}", "replace {o} by {n}",
-            "i want {n} instead of {o}", "make {o} {n} instead", "switch {o} with {n}",
-            "put {n} in place of {o}", "{n} instead of {o}", "where {o} is, put {n}", "substitute {n} for {o}",
-            "put {n} where {o} was", "have {n} there instead of {o}",
-        ])
-        return Clause(t.format(o=phrase, n=thing), [f"segment target={_q(target)}", f"replace prompt={_q(thing)}"], "replace",
-                      [tid], [phrase, thing])
-
-    def _style_steps(self, style: str) -> tuple[str, str]:
-        """(strength phrase, step) — strength words are rare for styles."""
-        if self.rng.random() < 0.12:
-            amount = self.rng.choice([0.2, 0.7])
-            word = self.rng.choice({0.2: ["a subtle", "a slight", "a light"], 0.7: ["a strong", "a heavy", "a very strong"]}[amount])
-            return word, f"stylize style={_q(style)} strength={_fmt(amount)}"
-        return "", f"stylize style={_q(style)}"
-
-    def stylize(self) -> Clause:
-        style = self.rng.choice(STYLES)
-        word, step = self._style_steps(style)
-        shown = string.capwords(style) if self.rng.random() < 0.25 else style  # 'Van Gogh' is still style "van gogh"
-        if word:
-            tid, t = self.pick("stylize_strength", ["give it {w} {st} look", "apply {w} {st} effect", "add {w} {st} style",
-                                                    "{w} {st} filter please"])
-        else:
-            tid, t = self.pick("stylize", [
-                "make it look like {st}", "turn it into {st}", "{st} style", "in the style of {st}", "give it a {st} look",
-                "stylize it as {st}", "apply a {st} filter", "make this a {st}", "convert the photo to {st}",
-                "redo it as {st}", "render it as {st}", "{st} effect please", "make it {st} style", "paint it like {st}",
-                "make the photo look like {st}", "transform it into {st}", "style it like {st}", "{st}-ify it",
-                "{st} effect on the whole thing", "do it in {st}", "{st} version please", "i'd love this as {st}",
-                "can it look like {st}", "give the photo a {st} treatment",
-            ])
-        return Clause(t.format(st=shown, w=word), [step], "stylize", [tid], [shown])
-
     def local_stylize(self) -> Clause:
         style = self.rng.choice(STYLES)
         subj, target, is_person = self.subject()
         if self.rng.random() < 0.5:
             tid, t = self.pick("local_stylize_bg", ["make the background behind {s} look like {st}",
                                                     "turn the background behind {s} into {st}", "{st} style background behind {s}"])
-            seg = ['segment target="person"', "invert"] if is_person else ['segment target="background"']
+            seg = [Call("segment", {"target": "person"}), Call("invert")] if is_person else [Call("segment", {"target": "background"})]
         else:
             tid, t = self.pick("local_stylize", ["turn only {s} into {st}", "make just {s} look like {st}", "{st} style on {s} only"])
-            seg = [f"segment target={_q(target)}"]
-        return Clause(t.format(s=subj, st=style), [*seg, f"stylize style={_q(style)}"], "local_stylize", [tid], [subj, style])
-
-    def upscale(self) -> Clause:
-        if self.rng.random() < 0.7:
-            factor = self.rng.choice([2, 3, 4])
-            f = self.rng.choice(FACTORS[factor])
-            tid, t = self.pick("upscale_factor", [
-                "upscale it {f}", "upscale {f}", "make it {f}", "enlarge it {f}", "increase the resolution {f}",
-                "super-resolve it {f}", "scale it up {f}", "blow it up {f}", "upsample {f}", "resize it {f} bigger",
-                "enhance the resolution {f}", "{f} upscale please", "make the image {f} larger",
-            ])
-            text = t.format(f=f)
-        else:
-            factor = 2
-            tid, t = self.pick("upscale", [
-                "upscale it", "enhance the resolution", "make it higher resolution", "super-resolve it", "make it bigger",
-                "increase the resolution", "upsample it", "make it hd", "improve the resolution", "upres it",
-                "make it sharper and bigger", "upscale the photo",
-            ])
-            text = t
-        return Clause(text, [f"upscale factor={factor}"], "upscale", [tid])
-
-    def crop_aspect(self) -> Clause:
-        aspect = self.rng.choice(list(ASPECTS))
-        a = self.rng.choice(ASPECTS[aspect])
-        tid, t = self.pick("crop_aspect", [
-            "crop it to {a}", "crop to {a}", "make it {a}", "cut it to {a}", "change the aspect ratio to {a}",
-            "reframe as {a}", "crop the photo {a}", "{a} crop please", "make this a {a} image", "trim it to {a}",
-            "crop it {a} for instagram", "i need it {a}", "set the aspect to {a}", "make the picture {a}",
-        ])
-        return Clause(t.format(a=a), [f"crop aspect={_q(aspect)}"], "crop_aspect", [tid], [a])
-
-    def crop_face(self) -> Clause:
-        tid, t = self.pick("crop_face", [
-            "crop to the face", "crop to her face", "zoom in on his face", "make a headshot", "crop tightly around the face",
-            "crop it to just the face", "frame the face", "crop around my face", "cut it down to the face",
-            "give me a close-up of the face", "crop in on their face", "face crop please", "make it a profile picture of the face",
-        ])
-        return Clause(t, ["detect_faces", "crop"], "crop_face", [tid])
-
-    def crop_object(self) -> Clause:
-        phrase, target = self.obj()
-        tid, t = self.pick("crop_object", ["crop to {o}", "crop around {o}", "zoom in on {o}", "crop it to just {o}",
-                                           "frame {o}", "cut it down to {o}", "crop tight on {o}"])
-        return Clause(t.format(o=phrase), [f"detect target={_q(target)}", "crop"], "crop_object", [tid], [phrase])
+            seg = [Call("segment", {"target": target})]
+        return Clause(t.format(s=subj, st=style), [*seg, Call("stylize", {"style": style})], "local_stylize", [tid], [subj, style])
 
     def identity(self) -> Clause:
-        inner = self.rng.choice([self.stylize, self.background_replace, self.tone, self.replace_hair])()
+        inner = self.rng.choice([lambda: self.table(STYLIZE), self.background_replace, self.tone, self.replace_hair])()
         tid, t = self.pick("identity", [
             "{e} but keep my face recognizable", "{e}, keep my face the same", "{e} but preserve my identity",
             "{e} without changing my face", "{e}, make sure it still looks like me", "{e} but don't change her face",
             "{e}, keep his face exactly the same", "{e} while keeping the face identical", "{e}; face must stay the same",
             "keep my face as is and {e}", "{e} but it has to still look like me",
         ])
-        return Clause(t.format(e=inner.text), ["lock_identity", *inner.steps, "restore_identity"], "identity",
+        return Clause(t.format(e=inner.text), [Call("lock_identity"), *inner.calls, Call("restore_identity")], "identity",
                       [tid, *inner.templates], inner.copied)
 
     def replace_hair(self) -> Clause:
         c = self.color()
         tid, t = self.pick("hair_color", ["make my hair {c}", "dye her hair {c}", "change his hair color to {c}", "{c} hair"])
-        return Clause(t.format(c=c), ['segment target="hair"', f"recolor color={_q(c)}"], "recolor", [tid], [c])
+        return Clause(t.format(c=c), [Call("segment", {"target": "hair"}), Call("recolor", {"color": c})], "hair_color", [tid], [c])
 
     def refine(self) -> Clause:
         phrases = ["clean it up", "make it look natural", "finalize it", "polish it", "give it a final touch-up",
                    "make it look more realistic", "smooth out the edits", "harmonize it", "blend the edit in", "make it seamless",
                    "touch it up", "make it look less fake", "finish it off", "tidy it up so it looks real", "finalize this"]
         tid, t = self.pick("refine", phrases)
+        tids = [tid]
         if self.rng.random() < 0.3:  # two ways of saying the same thing are still one step
-            t = f"{t} and {self.rng.choice([p for p in phrases if p != t])}"
-        return Clause(t, ["refine"], "refine", [tid])
-
-    def crop_box(self) -> Clause:
-        x0, x1 = sorted(self.rng.sample(range(0, 2000, 10), 2))
-        y0, y1 = sorted(self.rng.sample(range(0, 1500, 10), 2))
-        tid, t = self.pick("crop_box", [
-            "crop to the box from ({x0}, {y0}) to ({x1}, {y1})", "crop to x {x0}-{x1}, y {y0}-{y1}", "crop [{x0}, {y0}, {x1}, {y1}]",
-            "crop the region {x0},{y0} to {x1},{y1}", "cut out the rectangle from ({x0},{y0}) to ({x1},{y1})",
-            "crop from {x0},{y0} to {x1},{y1}", "keep only the area between ({x0}, {y0}) and ({x1}, {y1})",
-        ])
-        return Clause(t.format(x0=x0, y0=y0, x1=x1, y1=y1), [f"crop box=[{x0},{y0},{x1},{y1}]"], "crop_box", [tid])
+            tid2, t2 = self.pick("refine", phrases)
+            if t2 != t:
+                t, tids = f"{t} and {t2}", [tid, tid2]
+        return Clause(t, [Call("refine")], "refine", tids)
 
     # -------------------------------------------------------------- examples
 
-    def clause(self) -> Clause:
-        weights = [w for w, _ in self.families]
-        return self.rng.choices([f for _, f in self.families], weights=weights)[0]()
+    def clause(self, solo: bool = True) -> Clause:
+        fams = [(w, fn) for w, name, fn in self.families if solo or not TABLE_BY_NAME.get(name, STYLIZE).solo]
+        return self.rng.choices([fn for _, fn in fams], weights=[w for w, _ in fams])[0]()
 
     def example(self) -> Example:
-        n = self.rng.choices([1, 2, 3], weights=[60, 34, 6])[0]
-        clauses = [self.clause() for _ in range(n)]
+        first = self.clause()
+        n = 1 if first.solo else self.rng.choices([1, 2, 3], weights=[60, 34, 6])[0]
+        clauses = [first, *(self.clause(solo=False) for _ in range(n - 1))]
         while n > 1 and len({c.family for c in clauses}) < n:
-            clauses = [self.clause() for _ in range(n)]
+            clauses = [first, *(self.clause(solo=False) for _ in range(n - 1))]
         text = clauses[0].text
         for c in clauses[1:]:
             text += self.rng.choice(CONNECT) + c.text
         copied = [w for c in clauses for w in c.copied]
-        if self.rng.random() < 0.12:  # context that asks for no step
+        if not first.solo and self.rng.random() < 0.12:  # context that asks for no step
             text += self.rng.choice([", ", ". ", " - "]) + self.rng.choice(NEUTRAL)
         text = self.noise(self.rng.choice(PREFIX) + text + self.rng.choice(SUFFIX), copied)
-        steps = [s for c in clauses for s in c.steps]
         templates = [t for c in clauses for t in c.templates]
-        return Example(text, "\n".join(steps), "+".join(c.family for c in clauses), templates)
+        if first.reason:
+            steps = refusal_text(first.reason)
+        else:
+            steps = steps_text([call for c in clauses for call in c.calls], self.registry)
+        held = all(self.is_heldout(t) for t in templates)
+        return Example(text, steps, "+".join(c.family for c in clauses), templates, heldout=held)
 
     def noise(self, text: str, copied: list[str]) -> str:
         """Case and the occasional typo, never inside words the answer copies."""
@@ -631,3 +657,9 @@ class Generator:
             seen.add(ex.instruction.lower())
             out.append(ex)
         return out
+
+
+TABLE_BY_NAME = {f.name: f for f in TABLES}
+STYLIZE = TABLE_BY_NAME["stylize"]
+FAMILY_NAMES = ["background_blur", "background_replace", "tone", "local_tone", "local_stylize", "identity", "refine", "hair_color",
+                *TABLE_BY_NAME]

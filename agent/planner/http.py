@@ -23,9 +23,9 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 
-from banana.agent.planner.base import PlanRequest, Surface, prompt_for
+from banana.agent.planner.base import PlanRequest, Surface, answer_schema, prompt_for
 from banana.agent.planner.data import Generator
-from banana.agent.program import input_names, planner_schema
+from banana.agent.program import input_names
 from banana.agent.surface import parse_steps, steps_grammar
 from banana.prompts import render
 from banana.tools.registry import Registry
@@ -54,9 +54,12 @@ class ServerError(RuntimeError):
 def few_shot_examples(registry: Registry, n: int, seed: int = 7) -> list[dict[str, str]]:
     """Generated examples rendered as JSON programs (only those whose tools are registered)."""
     out: list[dict[str, str]] = []
-    for ex in Generator(seed, "train").examples(n * 8):
+    for ex in Generator(seed, "train", registry).examples(n * 8):
         if len(out) >= n:
             break
+        if ex.refusal:
+            out.append({"instruction": ex.instruction, "program": json.dumps({"cannot": ex.steps.split("=", 1)[1].strip('"')})})
+            continue
         try:
             program = parse_steps(ex.steps, registry)
         except Exception:  # a tool of the generator is not registered in this process
@@ -80,7 +83,8 @@ class ServerBackend:
         self._grammar = steps_grammar(registry) if self.surface == "steps" else ""
 
     def messages(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> list[dict[str, str]]:
-        tools = [{"signature": s.signature(), "description": s.description} for s in self.registry]
+        tools = [{"name": s.name, "signature": s.signature(), "description": s.description, "notes": getattr(s, "notes", ())}
+                 for s in self.registry]
         system = render("json_planner_system", tools=tools, examples=self._examples, inputs=request.inputs,
                         input_names=input_names(request.inputs))
         msgs = [{"role": "system", "content": system}, {"role": "user", "content": request.instruction}]
@@ -96,9 +100,9 @@ class ServerBackend:
                     "max_tokens": cfg.max_tokens, "stop": ["<|im_end|>"], "structured_outputs": {"grammar": self._grammar}}
         if cfg.flavor == "llama.cpp":
             refs = input_names(request.inputs) + [f"n{i}" for i in range(1, 9)]
-            fmt: dict[str, Any] = {"type": "json_object", "schema": planner_schema(self.registry, refs=refs, max_nodes=8)}
+            fmt: dict[str, Any] = {"type": "json_object", "schema": answer_schema(self.registry, refs=refs, max_nodes=8)}
         else:
-            schema = planner_schema(self.registry)
+            schema = answer_schema(self.registry)
             fmt = {"type": "json_schema", "json_schema": {"name": "banana_program", "schema": schema, "strict": True}}
         return {"model": self.model, "messages": self.messages(request, previous, problems), "temperature": cfg.temperature,
                 "max_tokens": cfg.max_tokens, "response_format": fmt}

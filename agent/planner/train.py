@@ -4,6 +4,8 @@ Bounded in time and reproducible from a seed: the same seed gives the same data,
 the same order and the same initial adapter; the run stops at ``minutes`` or when
 the data is used up. A small share of examples teach repair: the prompt carries a
 broken plan and the validator's exact messages, the answer is the right plan.
+``init`` continues from an earlier adapter (its weights are the starting point; the
+new run still sees every family, so nothing it knew is left out of the data).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from banana.agent.planner.base import prompt_for
+from banana.agent.planner.base import Refusal, prompt_for, read_answer
 from banana.agent.planner.data import Example, Generator
 from banana.agent.planner.model import ADAPTER_DIR, IM_END, load_base
 from banana.agent.program import ProgramError, validate
@@ -39,6 +41,7 @@ class TrainConfig(BaseModel):
     repair_fraction: float = Field(default=0.05, ge=0, le=0.5)
     threads: int = Field(default=1, ge=1)
     out: Path = ADAPTER_DIR
+    init: Path | None = Field(default=None, description="start from this adapter instead of a fresh LoRA")
 
 
 class TrainReport(BaseModel):
@@ -57,10 +60,12 @@ def completion_for(steps: str) -> str:
 
 
 def check_examples(examples: list[Example], registry: Registry) -> None:
-    """Every gold answer must lower and validate: a generator bug should stop training, not be learned."""
+    """Every gold answer must lower and validate (or be a well-formed refusal): a generator bug should stop training, not be learned."""
     for ex in examples:
         try:
-            validate(parse_steps(ex.steps, registry), registry)
+            answer = read_answer(ex.steps, "steps", registry)
+            if not isinstance(answer, Refusal):
+                validate(answer, registry)
         except ProgramError as exc:
             raise ValueError(f"generated example {ex.instruction!r} -> {ex.steps!r} is invalid: {exc}") from None
 
@@ -92,6 +97,8 @@ def corrupt(steps: str, rng: random.Random) -> str:
 def repair_examples(examples: list[Example], registry: Registry, n: int, rng: random.Random) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for ex in rng.sample(examples, min(n * 2, len(examples))):
+        if ex.refusal:
+            continue
         broken = corrupt(ex.steps, rng)
         try:
             validate(parse_steps(broken, registry), registry)
@@ -105,7 +112,7 @@ def repair_examples(examples: list[Example], registry: Registry, n: int, rng: ra
 
 
 def build_pairs(cfg: TrainConfig, registry: Registry) -> list[tuple[str, str]]:
-    examples = Generator(cfg.seed, "train").examples(cfg.examples)
+    examples = Generator(cfg.seed, "train", registry).examples(cfg.examples)
     check_examples(examples, registry)
     rng = random.Random(cfg.seed + 1)
     pairs = [(prompt_for(ex.instruction), completion_for(ex.steps)) for ex in examples]
@@ -131,8 +138,17 @@ def train(cfg: TrainConfig, registry: Registry, say: Callable[[str], None] = pri
     pairs = build_pairs(cfg, registry)
     say(f"{len(pairs)} training pairs (seed {cfg.seed})")
     tok, model = load_base(say)
-    model = get_peft_model(model, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=0.0, target_modules=LORA_TARGETS,
-                                             task_type="CAUSAL_LM"))
+    if cfg.init is not None:
+        from peft import PeftModel
+
+        say(f"starting from the adapter in {cfg.init}")
+        model = PeftModel.from_pretrained(model, str(cfg.init), is_trainable=True)
+        for p in model.parameters():  # saved in float16; train in float32
+            if p.requires_grad:
+                p.data = p.data.float()
+    else:
+        model = get_peft_model(model, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=0.0, target_modules=LORA_TARGETS,
+                                                 task_type="CAUSAL_LM"))
     encoded = []
     for prompt, completion in pairs:
         p = tok(prompt, add_special_tokens=False)["input_ids"]
