@@ -160,11 +160,15 @@ def variants(ex: Executor, program: Program, valid: ValidProgram, r: RunResult, 
     out: dict[str, Image | None] = {}
     masked = isinstance(node.args.get("mask"), str)
     if node.tool in ("blur", "stylize", "recolor", "adjust", "replace_background", "upscale"):
-        out["nothing done"] = photo if node.tool != "upscale" else Image(cv2.resize(photo.pixels, (good.width, good.height),
-                                                                                     interpolation=cv2.INTER_NEAREST)[::-1].copy())
+        out["nothing done"] = (
+            photo
+            if node.tool != "upscale"
+            else Image(cv2.resize(photo.pixels, (good.width, good.height), interpolation=cv2.INTER_NEAREST)[::-1].copy())
+        )
     if masked:
-        inv = fix_program(program, CheckResult(check="x", kind="intent", node=node.id, value=1, threshold=0, passed=False,
-                                               fix=Fix(invert_mask=True)))
+        inv = fix_program(
+            program, CheckResult(check="x", kind="intent", node=node.id, value=1, threshold=0, passed=False, fix=Fix(invert_mask=True))
+        )
         assert inv is not None
         out["inverted mask"] = run(ex, inv, photo, registry)[1].outputs[valid.output]  # type: ignore[assignment]
         out["shifted mask"] = shifted(program, valid, r, photo, registry, 0.2)
@@ -251,9 +255,17 @@ def main() -> None:
         print(f"| {check} | {thresholds[check]:.3g} | {stats(good_vals[check])} | {stats(bad_vals[check])} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"correct": [{"case": n, "passed": c.passed, "checks": [r.model_dump() for r in c.results]} for n, c in good_results],
-                       "broken": [{"case": n, "kind": k, "caught": not c.passed, "failed": [r.model_dump() for r in c.hard_failures]}
-                                  for n, k, c in broken_results]}, f, indent=1)
+            json.dump(
+                {
+                    "correct": [{"case": n, "passed": c.passed, "checks": [r.model_dump() for r in c.results]} for n, c in good_results],
+                    "broken": [
+                        {"case": n, "kind": k, "caught": not c.passed, "failed": [r.model_dump() for r in c.hard_failures]}
+                        for n, k, c in broken_results
+                    ],
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":
