@@ -114,6 +114,7 @@ class ToolSpec(BaseModel):
     checks: tuple[Callable[..., Any], ...] = Field(default=(), exclude=True, repr=False,
                                                    description="the critic's checks of one call (see banana.tools.checks)")
     phrase: str = Field(default="", description="plain words for one call, e.g. 'blur {mask}, amount {amount}' (see banana.tools.checks)")
+    notes: tuple[str, ...] = Field(default=(), description="how requests map to this tool (the planner's conventions)")
 
     @property
     def code_version(self) -> str:
@@ -201,6 +202,7 @@ def tool(
     env: tuple[str, ...] = (),
     checks: tuple[Callable[..., Any], ...] = (),
     phrase: str = "",
+    notes: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Value]], ToolSpec]:
     """Turn a typed function into a :class:`ToolSpec` (see the module docstring).
 
@@ -214,6 +216,8 @@ def tool(
     content of files it reads through :data:`banana.tools.files.FilePath` args is covered too).
     ``checks`` are the critic's checks of one call (keep / follow / quality, see :mod:`banana.tools.checks`);
     ``phrase`` says one call in plain words for the intent check (``{port}``/``{arg}`` fields, ``[optional parts]``).
+    ``notes`` say how people's requests map to this tool (the planner's conventions): the JSON planner prompt and
+    docs/catalogue.md are built from them, and the generator's families must agree with them.
     """
 
     def wrap(fn: Callable[..., Value]) -> ToolSpec:
@@ -273,6 +277,7 @@ def tool(
             context_param=context_param,
             checks=tuple(checks),
             phrase=phrase,
+            notes=tuple(notes),
         )
 
     return wrap
