@@ -27,7 +27,12 @@ def masked_blur(rgb: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray
     return np.where(den > 1e-3, num / np.maximum(den, 1e-3), plain)
 
 
-@tool(role="background", **declared("blur"))
+@tool(role="background", **declared("blur"), notes=(
+    'the background behind a person is invert(segment "person"); behind anything else, or with no subject named, '
+    'it is segment "background"',
+    'amount follows the strength words (slightly 0.2, none 0.5, a lot 0.7, extremely 1.0) and is always written',
+    'blur is never the answer to "remove the blur", noise, haze or text: those are sharpen, denoise, dehaze, segment "text"',
+))
 def blur(
     image: Image,
     mask: Mask | None = None,

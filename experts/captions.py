@@ -73,7 +73,9 @@ def anchor_point(position: str, height: int, width: int) -> tuple[float, float, 
     return x, y, h + v, align
 
 
-@tool(role="object", **declared("add_text"))
+@tool(role="object", **declared("add_text"), notes=(
+    "text is the user's words exactly; position and color only when the user says them",
+))
 def add_text(
     image: Image,
     *,

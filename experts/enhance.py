@@ -26,7 +26,10 @@ def noise_sigma(pixels: np.ndarray) -> float:
     return float(np.median(np.sqrt(np.pi / 2.0) * np.abs(response).reshape(-1, 3).mean(axis=0) / 6.0))
 
 
-@tool(role="restore", **declared("sharpen"))
+@tool(role="restore", **declared("sharpen"), notes=(
+    'deblur, "remove the blur", out of focus, soft, fuzzy, "make it clearer": a degradation, not an object; amount '
+    'only with a strength word',
+))
 def sharpen(image: Image, mask: Mask | None = None, *, amount: Amount = 0.5) -> Image:
     """Sharpen or deblur (unsharp mask at two scales), everywhere or inside a mask."""
     rgb = to_float(image)
@@ -37,7 +40,9 @@ def sharpen(image: Image, mask: Mask | None = None, *, amount: Amount = 0.5) -> 
     return to_image(composite(np.clip(edited, 0.0, 1.0), rgb, fit_mask(mask, image)))
 
 
-@tool(role="restore", **declared("denoise"))
+@tool(role="restore", **declared("denoise"), notes=(
+    'noise, grain, speckles, JPEG or compression artefacts',
+))
 def denoise(image: Image, mask: Mask | None = None, *, amount: Amount = 0.5) -> Image:
     """Remove noise, grain and JPEG artefacts (OpenCV non-local means, strength from the measured noise), everywhere or in a mask."""
     sigma = max(2.0, noise_sigma(image.pixels))  # a floor so that JPEG blocking (little Gaussian noise) is still smoothed
@@ -59,7 +64,9 @@ def airlight(rgb: np.ndarray, dark: np.ndarray) -> np.ndarray:
     return np.maximum(candidates[np.argsort(luminance(candidates))[-max(1, n // 10) :]].mean(axis=0), 0.05)
 
 
-@tool(role="restore", **declared("dehaze"))
+@tool(role="restore", **declared("dehaze"), notes=(
+    'haze, fog, mist, smog: "remove the fog" is dehaze, "add fog" is edit',
+))
 def dehaze(image: Image, *, amount: Amount = 0.5) -> Image:
     """Remove haze or fog (He et al.'s dark channel prior, transmission refined with a guided filter)."""
     rgb = to_float(image)
@@ -89,7 +96,9 @@ def local_contrast(rgb: np.ndarray, clip: float) -> np.ndarray:
     return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB).astype(np.float32) / 255.0
 
 
-@tool(role="restore", **declared("enhance"))
+@tool(role="restore", **declared("enhance"), notes=(
+    '"auto enhance", "fix the lighting / exposure / white balance / colours", underexposed or low-light photos',
+))
 def enhance(image: Image, mask: Mask | None = None, *, amount: Amount = 0.5) -> Image:
     """Automatic fix-up: white balance (gray world), exposure (gamma toward mid-grey, lifts low light), local contrast (CLAHE)."""
     rgb = to_float(image)

@@ -30,7 +30,10 @@ def _generated(result: Image, tool_name: str) -> Image:
     return result
 
 
-@tool(role="object", resources=GPU, salt=fingerprint, needs="generative")
+@tool(role="object", resources=GPU, salt=fingerprint, needs="generative", notes=(
+    'adding a new object: region (where: a position, or a relation to detect(the thing it goes on)) then insert; '
+    'never replace the thing it sits on',
+))
 def insert(
     image: Image,
     mask: Mask,
@@ -44,7 +47,10 @@ def insert(
     return _generated(result, "insert")
 
 
-@tool(role="style", resources=GPU, salt=fingerprint, needs="generative")
+@tool(role="style", resources=GPU, salt=fingerprint, needs="generative", notes=(
+    'relight, weather, time of day, season, pose, expression, age, material and state changes ("make it night", "make the table marble")',
+    'instruction is the request as a short imperative; a mask only when the user says only that part',
+))
 def edit(
     image: Image,
     mask: Mask | None = None,

@@ -85,7 +85,9 @@ def rotate_pixels(pixels: np.ndarray, degrees: float, expand: bool, fill: tuple[
     return cv2.warpAffine(pixels, m, (out_w, out_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
 
 
-@tool(role="geometry", **declared("rotate"))
+@tool(role="geometry", **declared("rotate"), notes=(
+    'degrees is counter-clockwise: "rotate right / clockwise 90" is -90, "upside down" is 180; mirroring is flip',
+))
 def rotate(image: Image, *, degrees: Degrees, expand: bool = True) -> Image:
     """Rotate counter-clockwise by degrees (negative turns clockwise); expand keeps the corners, filling with black."""
     return Image(rotate_pixels(image.pixels, degrees, expand))

@@ -52,7 +52,9 @@ def faces_of(image: Image) -> list[Face]:
     return faces
 
 
-@tool(role="identity", resources=Resources(memory_mb=150), **declared("lock_identity"))
+@tool(role="identity", resources=Resources(memory_mb=150), **declared("lock_identity"), notes=(
+    'keeping a face recognisable through a heavy edit: lock_identity on the input first, restore_identity on the edited picture last',
+))
 def lock_identity(image: Image) -> Identity:
     """Remember the faces (embeddings, landmarks, pixels) so restore_identity can bring them back after an edit."""
     return Identity(tuple(faces_of(image)), (image.height, image.width))

@@ -137,7 +137,10 @@ def fill_hole(image: Image, hole: Hole) -> tuple[np.ndarray, dict[str, Any]]:
     return impl.run(image, hole), decision.as_meta()
 
 
-@tool(role="object", resources=Resources(memory_mb=50), **declared("remove"))
+@tool(role="object", resources=Resources(memory_mb=50), **declared("remove"), notes=(
+    'removes objects only: degradations (blur, noise, haze, grain) are restored with sharpen, denoise, dehaze, never removed',
+    'rain, glare, reflections and shadows are edit ("remove the rain"); writing and watermarks are segment "text" then remove',
+))
 def remove(image: Image, mask: Mask) -> Image:
     """Remove what the mask selects and fill the hole from its surroundings."""
     hole = hole_for(mask, image, "remove")
@@ -172,7 +175,10 @@ def tint(rgb: np.ndarray, target: np.ndarray) -> np.ndarray:
     return linear_to_srgb(lin)
 
 
-@tool(role="object", **declared("recolor"))
+@tool(role="object", **declared("recolor"), notes=(
+    'from/to phrasing ("the car from blue to green") recolours to the TO colour; the target is the noun without the from-colour',
+    'the same object in a new colour is recolor; a different object in its place is replace; a new material or state is edit',
+))
 def recolor(image: Image, mask: Mask, *, color: Annotated[str, Field(min_length=1, max_length=40)]) -> Image:
     """Give the masked region a new colour (a name like purple, or #RRGGBB), keeping its shading and texture."""
     target = parse_color(color)

@@ -130,7 +130,13 @@ def segment_alpha(image: Image, target: str) -> np.ndarray:
     return np.clip(alpha, 0.0, 1.0).astype(np.float32)
 
 
-@tool(role="perception", resources=Resources(memory_mb=200), **declared("segment"))
+@tool(role="perception", resources=Resources(memory_mb=200), **declared("segment"), notes=(
+    'targets are the nouns the user says, without the article ("the red car" -> "red car"); words for people (me, '
+    'him, her, us, the guy, my friend) are "person"',
+    'a position or size picks one of several: "person on the left", "cup on the right", "largest cup", "smallest '
+    'cup"; a plural ("cups") is all of them; "one of the cups" is "largest cup"',
+    'captions, watermarks and other writing are "text"; face parts are "eyes", "lips", "teeth", "eyebrows"',
+))
 def segment(image: Image, *, target: TargetPhrase) -> Mask:
     """Select a person, face, eyes, lips, teeth, brows, skin, hair, text, sky, background, main subject or colour ('the red car')."""
     return Mask(segment_alpha(image, target))
@@ -140,7 +146,9 @@ def _boxes(found: list[tuple[tuple[int, int, int, int], float]], label: str, ima
     return Boxes(tuple(b for b, _ in found), tuple(s for _, s in found), tuple(label for _ in found), (image.height, image.width))
 
 
-@tool(role="identity", resources=Resources(memory_mb=20), **declared("detect_faces"))
+@tool(role="identity", resources=Resources(memory_mb=20), **declared("detect_faces"), notes=(
+    'hiding or anonymising faces: detect_faces, mask_from_boxes, then blur amount 1.0 (or pixelate when the user says pixelate)',
+))
 def detect_faces(image: Image) -> Boxes:
     """Find faces (mediapipe BlazeFace): pixel boxes, largest first; none is an empty list, not an error."""
     return _boxes([(f.box, f.score) for f in find_faces(image.pixels)], "face", image)

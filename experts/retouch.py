@@ -31,7 +31,9 @@ def smooth_skin(rgb: np.ndarray, skin: np.ndarray, amount: float) -> np.ndarray:
     return rgb + (smoothed - rgb) * strength
 
 
-@tool(role="style", resources=Resources(memory_mb=200), **declared("retouch"))
+@tool(role="style", resources=Resources(memory_mb=200), **declared("retouch"), notes=(
+    'blemishes, pimples, acne, wrinkles, "smooth my skin", airbrushing: retouch without a mask (it finds the skin)',
+))
 def retouch(image: Image, mask: Mask | None = None, *, amount: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5) -> Image:
     """Smooth skin and soften blemishes and wrinkles, only on skin: inside the mask, or on segment's skin when none is given."""
     rgb = to_float(image)

@@ -60,7 +60,11 @@ def shadows_highlights(rgb: np.ndarray, shadows: float, highlights: float, sigma
     return np.clip(out, 0.0, 1.0)
 
 
-@tool(role="style", **declared("adjust"))
+@tool(role="style", **declared("adjust"), notes=(
+    'strength words: slightly / a bit / a little 0.2; none 0.4; much / very / a lot 0.7; extremely / as much as possible 1.0',
+    'darker, dimmer, cooler, flatter, duller, less vivid are negative; "more" gives only the direction; black and white is saturation -1',
+    'lift / brighten the shadows is shadows +; recover / tone down the highlights is highlights -',
+))
 def adjust(
     image: Image,
     mask: Mask | None = None,
