@@ -88,7 +88,10 @@ def faded_background(rgb: np.ndarray, background: np.ndarray, sigma: float) -> n
 
 
 @tool(role="background", resources=Resources(memory_mb=50), one_of=[["color", "prompt", "file"]], salt=fingerprint,
-      **declared("replace_background"))
+      **declared("replace_background"), notes=(
+    "mask is the foreground to keep: segment person for people, the noun for an object, person when no subject is named",
+    "a scene part changing (the sky, the grass) is replace on segment(part), never replace_background keeping that part",
+))
 def replace_background(
     image: Image,
     mask: Mask,

@@ -93,7 +93,7 @@ def rotate(image: Image, *, degrees: Degrees, expand: bool = True) -> Image:
     return Image(rotate_pixels(image.pixels, degrees, expand))
 
 
-@tool(role="geometry", **declared("flip"))
+@tool(role="geometry", **declared("flip"), notes=("mirror, flip left to right is horizontal; flip upside down is vertical",))
 def flip(image: Image, *, direction: Literal["horizontal", "vertical"] = "horizontal") -> Image:
     """Mirror the picture left-right (horizontal) or upside down (vertical)."""
     return Image(np.ascontiguousarray(image.pixels[:, ::-1] if direction == "horizontal" else image.pixels[::-1]))

@@ -34,7 +34,9 @@ def touched_blocks(selected: np.ndarray, block: int) -> np.ndarray:
     return np.repeat(np.repeat(grid, block, axis=0), block, axis=1)[:h, :w]
 
 
-@tool(role="style", **declared("pixelate"))
+@tool(role="style", **declared("pixelate"), notes=(
+    "pixelate / mosaic X: segment X then pixelate; faces: detect_faces, mask_from_boxes, pixelate",
+))
 def pixelate(image: Image, mask: Mask | None = None, *, block: Annotated[int, Field(ge=2, le=256)] = 16) -> Image:
     """Pixelate (mosaic) the picture, or every block the mask touches (e.g. faces or a licence plate), in blocks of block px."""
     mosaic = block_means(image.pixels, block)

@@ -221,7 +221,9 @@ def render(style: Style, rgb8: np.ndarray) -> np.ndarray:
     return out
 
 
-@tool(role="style", resources=Resources(device="gpu", memory_mb=300), **declared("stylize"))
+@tool(role="style", resources=Resources(device="gpu", memory_mb=300), **declared("stylize"), notes=(
+    'style is the name as the user says it, lowercase, without filler words (style, look, effect, filter): "a Van Gogh look" -> "van gogh"',
+))
 def stylize(
     image: Image,
     mask: Mask | None = None,

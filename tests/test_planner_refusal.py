@@ -218,3 +218,27 @@ def test_free_text_instructions_match_by_content_words(registry):
     b = prog(("edit", {"image": "$input", "instruction": "Change it to night"}))
     c = prog(("edit", {"image": "$input", "instruction": "make it sunny"}))
     assert same_program(a, b, registry) and not same_program(a, c, registry)
+
+
+# ---------------------------------------------------------------- one place defines meaning
+
+
+def test_docs_carry_the_planner_notes_of_the_registry(registry):
+    from pathlib import Path
+
+    from banana.agent.planner.conventions import markdown
+
+    docs = (Path(__file__).parents[1] / "docs" / "catalogue.md").read_text()
+    assert markdown(registry) in docs, "docs/catalogue.md is out of date: paste `python -m banana.agent.planner.conventions`"
+
+
+def test_json_prompt_lists_the_notes_and_the_refusal(registry):
+    from banana.agent.planner.base import PlanRequest
+    from banana.agent.planner.conventions import notes
+    from banana.agent.planner.http import ServerBackend, ServerConfig
+
+    backend = ServerBackend(registry, ServerConfig(few_shot=0))
+    system = backend.messages(PlanRequest(instruction="blur it"))[0]["content"]
+    for tool, note in notes(registry):
+        assert f"- {tool}: {note}" in system
+    assert '{"cannot": "<why, in a few words>"}' in system
