@@ -39,10 +39,10 @@ def heldout_cases(n: int, seed: int, registry: Registry) -> list[Case]:
     for ex in Generator(seed=seed, split="heldout", registry=registry).examples(n):
         reason = parse_refusal(ex.steps)
         if reason is not None:
-            cases.append(Case(instruction=ex.instruction, cannot=reason, harm=["any_plan"], source="heldout-templates"))
+            cases.append(Case(instruction=ex.instruction, cannot=reason, harm=["any_plan"], note=ex.family, source="heldout-templates"))
         else:
             cases.append(Case(instruction=ex.instruction, program=json.loads(parse_steps(ex.steps, registry).to_json()),
-                              source="heldout-templates"))
+                              note=ex.family, source="heldout-templates"))
     return cases
 
 

@@ -76,6 +76,7 @@ class CaseResult(BaseModel):
     predicted: str
     gold: str
     problems: list[str] = []
+    note: str = ""
     refused: bool = False
     gold_refusal: bool = False
     harmful: bool = False
@@ -271,7 +272,7 @@ def evaluate(planner: Planner, cases: list[Case], registry: Registry, say: Calla
         hit = harmful(pred, case.harm, registry) if (pred is not None or refused) else []
         results.append(CaseResult(instruction=case.instruction, source=case.source, first_valid=first_valid,
                                   valid=pred is not None or refused, exact=exact, tool_f1=f1, arg_correct=correct, arg_total=total,
-                                  seconds=seconds, predicted=text, gold=gold_text, problems=problems, refused=refused,
+                                  seconds=seconds, predicted=text, gold=gold_text, problems=problems, note=case.note, refused=refused,
                                   gold_refusal=case.program is None, harmful=bool(hit), harm_hit=hit))
         if (i + 1) % 10 == 0:
             say(f"{i + 1}/{len(cases)}: exact so far {sum(r.exact for r in results) / len(results):.0%}")
