@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -16,6 +17,7 @@ from rich.table import Table
 from banana.agent import timings
 from banana.agent.console import console, error, out
 from banana.agent.executor import Executor, NodeEvent, ResultCache, RunResult
+from banana.agent.outputs import PICTURE_SUFFIXES, check_output, write_image
 from banana.agent.planner import Plan, Planner, PlanningError, PlanRequest, make_planner
 from banana.agent.planner.base import JUNK_REASON, is_junk
 from banana.agent.planner.http import ServerError
@@ -152,12 +154,20 @@ def execute(registry: Registry, valid: ValidProgram, images: dict[str, Image], o
     if not result.ok:
         raise typer.Exit(1)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        result.output.save(output)
-    except (OSError, ValueError) as exc:  # PIL: unknown extension; OS: no permission, not a folder
+        write_image(result.output, output)  # type: ignore[arg-type]
+    except (OSError, ValueError) as exc:  # checked before the run, so only a disk that filled up or changed meanwhile
         error(f"cannot write {output}: {exc}")
         raise typer.Exit(2) from None
-    console.print(f"wrote {output}")
+    console.print(f"wrote {escape(str(output))}", highlight=False)
+
+
+def _check_output(path: Path, what: str = "-o", suffixes: tuple[str, ...] = PICTURE_SUFFIXES) -> None:
+    """Refuse an output that cannot be written before any work is done."""
+    try:
+        check_output(path, what, suffixes)
+    except ValueError as exc:
+        error(exc)
+        raise typer.Exit(2) from None
 
 
 AllowReadOpt = Annotated[list[Path] | None, typer.Option(
@@ -201,6 +211,7 @@ def run_cmd(
     allow_read: AllowReadOpt = None,
 ) -> None:
     """Validate and run a program on input images; write the output picture."""
+    _check_output(output)
     registry = _registry()
     cache = _cache(cache_dir, cache_max_gb)
     valid = _read_program(program, registry, len(input))
@@ -324,6 +335,9 @@ def edit_cmd(
 ) -> None:
     """Plan an instruction, validate it, and run it on a picture; exit 3 when the planner says no tool can do it."""
     request = _request(instruction)
+    _check_output(output)
+    if save_program is not None:
+        _check_output(save_program, "--save-program", (".json",))
     registry = _registry()
     files = _read_policy(allow_read, [image])
     cache = _cache(cache_dir, cache_max_gb)
@@ -383,11 +397,20 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        console.print("interrupted")
-        sys.exit(130)
+        _interrupted()
     except SystemExit as done:
+        if done.code == 130:  # typer turns Ctrl-C into exit 130
+            _interrupted()
         timings.exit_fast(done.code)  # after plan/edit: skip seconds of tearing torch down; returns when unsafe
         raise
+
+
+def _interrupted() -> None:
+    """Ctrl-C: the executor has cancelled its nodes and outputs are written atomically, so nothing is half-written."""
+    console.print("interrupted: nothing was written")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)  # do not wait for a tool that never checks for cancellation (its thread would hold the exit)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -29,10 +30,26 @@ from banana.agent.preflight import preflight
 from banana.agent.program import ValidProgram, is_ref, ref_name
 from banana.tools.files import ReadPolicy, file_digests
 from banana.tools.registry import Registry
-from banana.tools.spec import Cancelled, ToolContext, ToolSpec
+from banana.tools.spec import Cancelled, TimedOut, ToolContext, ToolSpec
 from banana.tools.values import Value
 
 log = logging.getLogger(__name__)
+
+DEFAULT_NODE_TIMEOUT_S = 600.0  # one tool call; BANANA_NODE_TIMEOUT or node_timeout_s changes it ("0": no limit)
+GRACE_S = 1.0  # how long a node past its limit (or an interrupted run) gets to notice before it is abandoned
+
+
+def node_timeout(value: float | None = None) -> float | None:
+    """The per-node time limit: the argument, else BANANA_NODE_TIMEOUT, else the default; 0 means none."""
+    if value is None:
+        raw = os.environ.get("BANANA_NODE_TIMEOUT", "").strip()
+        try:
+            value = float(raw) if raw else DEFAULT_NODE_TIMEOUT_S
+        except ValueError:
+            raise ValueError(f"BANANA_NODE_TIMEOUT={raw!r}: expected seconds, e.g. 120 (0: no limit)") from None
+    if value < 0:
+        raise ValueError(f"a node time limit must be >= 0 seconds (0: no limit), got {value}")
+    return value or None
 EventKind = Literal["queued", "started", "progress", "finished", "cached", "failed", "skipped", "cancelled"]
 
 
@@ -105,8 +122,11 @@ class Executor:
         cache: ResultCache | None = None,
         max_workers: int = 2,
         files: ReadPolicy | None = None,
+        node_timeout_s: float | None = None,
     ) -> None:
         self.registry = registry
+        self.node_timeout_s = node_timeout(node_timeout_s)
+        self._abandoned = False  # a node left running past its limit or an interrupt: do not wait for it on close
         self.cache = cache if cache is not None else ResultCache()
         self.max_workers = max_workers
         self.files = files or ReadPolicy()  # what programs may read from disk: nothing unless granted
@@ -115,13 +135,29 @@ class Executor:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="banana-node")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=not self._abandoned, cancel_futures=self._abandoned)
 
     def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _next_deadline(self, running: dict[Future[Any], str], started_at: dict[str, float]) -> float | None:
+        """Seconds until the earliest running node is overdue (None: no limit, wait for the next one to finish)."""
+        if self.node_timeout_s is None:
+            return None
+        starts = [started_at[n] for n in running.values() if n in started_at]
+        if not starts:
+            return GRACE_S  # none has begun yet (waiting for a device lock): look again soon
+        return max(0.0, min(starts) + self.node_timeout_s + GRACE_S - time.monotonic())
+
+    def _overdue(self, running: dict[Future[Any], str], started_at: dict[str, float]) -> list[Future[Any]]:
+        if self.node_timeout_s is None:
+            return []
+        now = time.monotonic()
+        limit = self.node_timeout_s + GRACE_S
+        return [f for f, n in running.items() if not f.done() and n in started_at and now - started_at[n] > limit]
 
     def _lock_for(self, spec: ToolSpec, device: str) -> threading.Lock | None:
         key = device if spec.resources.device == "gpu" else (f"tool:{spec.name}" if spec.resources.serial else None)
@@ -193,6 +229,8 @@ class Executor:
             except Exception:  # gone or refused now: do not vouch for the result
                 return False
 
+        started_at: dict[str, float] = {}  # node -> monotonic time its tool began (after any device lock)
+
         def call(node_id: str, spec: ToolSpec, ports: dict[str, Value], literals: dict[str, Any]) -> tuple[Value, float]:
             device = resolve_device(spec)
             ctx = ToolContext(
@@ -207,6 +245,9 @@ class Executor:
                 lock.acquire()
             try:
                 ctx.check()
+                started_at[node_id] = time.monotonic()
+                if self.node_timeout_s is not None:
+                    ctx.deadline = started_at[node_id] + self.node_timeout_s
                 emit("started", node_id, spec.name)
                 start = time.perf_counter()
                 out = spec(ctx, **ports, **literals)
@@ -254,12 +295,30 @@ class Executor:
                 if waiting and not any(deps[n] <= values.keys() for n in waiting):
                     break  # the rest wait on failures (already skipped) — nothing can run
                 continue
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            try:
+                done, _ = wait(running, timeout=self._next_deadline(running, started_at), return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:  # Ctrl-C: running tools stop at their next check; nothing is written
+                cancel.set()
+                wait(running, timeout=GRACE_S)
+                self._abandoned = self._abandoned or any(not f.done() for f in running)
+                raise
+            for fut in self._overdue(running, started_at):  # past the limit and not checking: stop waiting for it
+                n = running.pop(fut)
+                pending.pop(n)
+                self._abandoned = True
+                fail(n, "failed", f"node {n!r} ({nodes[n].tool}) ran past its time limit of {self.node_timeout_s:g} s")
+                skip_dependants(n)
             for fut in done:
+                if fut not in running:
+                    continue
                 n = running.pop(fut)
                 spec, literals, key, digests = pending.pop(n)
                 try:
                     out, elapsed = fut.result()
+                except TimedOut:
+                    fail(n, "failed", f"node {n!r} ({nodes[n].tool}) ran past its time limit of {self.node_timeout_s:g} s")
+                    skip_dependants(n)
+                    continue
                 except Cancelled:
                     fail(n, "cancelled", f"node {n!r} ({nodes[n].tool}) was cancelled while running")
                     skip_dependants(n)

@@ -106,7 +106,17 @@ def not_thread_safe(image: Image, *, tag: str = "") -> Image:
     return image
 
 
-REG = Registry([shift, merge, rendezvous, gpu_work, boom, patient, thirds, masked, not_thread_safe])
+STUCK = threading.Event()
+
+
+@tool(role="style")
+def stuck(image: Image) -> Image:
+    """Never checks for cancellation: blocks until the test lets it go."""
+    STUCK.wait(30)
+    return image
+
+
+REG = Registry([shift, merge, rendezvous, gpu_work, boom, patient, thirds, masked, not_thread_safe, stuck])
 _OPEN: list[Executor] = []
 
 
@@ -122,6 +132,9 @@ def _executors_are_shut_down():
     yield
     while _OPEN:
         _OPEN.pop().close()
+    for t in threading.enumerate():
+        if t.name.startswith("banana-node"):
+            t.join(timeout=5)  # an abandoned node that was let go finishes now
     leaked = [t.name for t in threading.enumerate() if t.name.startswith("banana-node")]
     assert not leaked, f"executor threads outlived the test: {leaked}"
 IMG = Image(np.full((8, 8, 3), 100, np.uint8))
@@ -314,3 +327,34 @@ def test_missing_or_mistyped_inputs():
     valid = program(n("a", "shift", image="$input"), output="$a")
     with pytest.raises(ValueError, match=r"reads \$input but no such input"):
         make(REG).run(valid, {})
+
+
+def test_a_node_that_checks_stops_at_its_time_limit():
+    valid = program(n("p", "patient", image="$input", steps=500), n("after", "shift", image="$p"), output="$after")
+    result, events = run(valid, make(REG, node_timeout_s=0.2))
+    assert result.failures["p"].kind == "failed"
+    assert result.failures["p"].error == "node 'p' (patient) ran past its time limit of 0.2 s"
+    assert result.failures["after"].kind == "skipped"
+    assert sum(e.kind == "progress" for e in events) < 500  # it stopped early
+
+
+def test_a_node_that_never_checks_is_abandoned_after_its_limit():
+    STUCK.clear()
+    ex = make(REG, node_timeout_s=0.2)
+    valid = program(n("s", "stuck", image="$input"), n("ok", "shift", image="$input"), n("m", "merge", a="$s", b="$ok"), output="$m")
+    try:
+        result, _ = run(valid, ex)
+        assert result.failures["s"].error == "node 's' (stuck) ran past its time limit of 0.2 s"
+        assert "ok" in result.outputs and result.failures["m"].kind == "skipped"
+    finally:
+        STUCK.set()  # let the abandoned thread end before the leak check
+
+
+def test_the_time_limit_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("BANANA_NODE_TIMEOUT", "7.5")
+    assert make(REG).node_timeout_s == 7.5
+    monkeypatch.setenv("BANANA_NODE_TIMEOUT", "0")
+    assert make(REG).node_timeout_s is None
+    monkeypatch.setenv("BANANA_NODE_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="BANANA_NODE_TIMEOUT='soon': expected seconds"):
+        Executor(REG)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import re
 import threading
+import time
 import types
 import typing
 from collections.abc import Callable
@@ -42,6 +43,10 @@ class Cancelled(Exception):
     """Raised inside a tool when its run was cancelled."""
 
 
+class TimedOut(Cancelled):
+    """Raised inside a tool that ran past its node's time limit."""
+
+
 class ToolContext:
     """What a running tool may use: progress reports, cancellation, its device, the files it may read."""
 
@@ -52,8 +57,10 @@ class ToolContext:
         on_progress: Callable[[float, str], None] | None = None,
         cancel: threading.Event | None = None,
         files: ReadPolicy | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.node_id = node_id
+        self.deadline = deadline  # time.monotonic() past which the node stops at its next check
         self.device = device
         self.files = files or ReadPolicy()  # grants nothing unless the caller says so
         self._on_progress = on_progress
@@ -67,6 +74,8 @@ class ToolContext:
         """Stop the tool here if its run was cancelled."""
         if self._cancel.is_set():
             raise Cancelled(f"node {self.node_id!r} was cancelled")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise TimedOut(f"node {self.node_id!r} ran past its time limit")
 
     def progress(self, fraction: float, message: str = "") -> None:
         self.check()
