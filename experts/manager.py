@@ -7,9 +7,10 @@ asks for a GPU and torch sees one, else ``cpu``. Threads: one knob, applied to
 torch, OpenCV and onnxruntime sessions, so two cores are not oversubscribed.
 
 Routing: several implementations may serve one tool. Each declares when it
-applies and what it costs for the given inputs; :func:`choose` picks the cheapest
-that applies and records the decision (a learned router can replace ``choose``
-later without touching the tools).
+applies and what it costs for the given inputs, and a version; :func:`context`
+describes a tool's inputs (features + a readable bucket). :func:`choose` picks the
+cheapest that applies unless a policy is installed (:func:`set_policy`, e.g. the
+learned router in ``banana.agent.router``), and records the decision.
 """
 
 from __future__ import annotations
@@ -183,6 +184,7 @@ class Implementation:
     run: Callable[..., Any]
     applies: Callable[..., bool]
     cost: Callable[..., float]
+    version: str = "1"  # bump when its output changes: a learned router forgets what it knew about the old one
 
 
 @dataclass
@@ -190,12 +192,23 @@ class Decision:
     tool: str
     chosen: str
     costs: dict[str, float] = field(default_factory=dict)  # every applicable implementation's cost
+    version: str = "1"
+    bucket: str = ""  # the context bucket a learned router keys on (see :func:`context`)
+    features: dict[str, float] = field(default_factory=dict)
+    policy: str = "cost"  # "cost": the fixed order; otherwise the name of the policy that chose
 
     def as_meta(self) -> dict[str, Any]:
-        return {"tool": self.tool, "expert": self.chosen, "costs": {k: round(v, 4) for k, v in self.costs.items()}}
+        return {"tool": self.tool, "expert": self.chosen, "costs": {k: round(v, 4) for k, v in self.costs.items()},
+                "version": self.version, "bucket": self.bucket, "features": self.features, "policy": self.policy}
 
+
+# A policy sees the tool, the applicable implementations, their costs and the context bucket, and
+# names one of them, or returns None to keep the fixed cost order.
+Policy = Callable[[str, list[Implementation], dict[str, float], str], str | None]
 
 _routes: dict[str, list[Implementation]] = {}
+_contexts: dict[str, Callable[..., tuple[dict[str, float], str]]] = {}
+_policy: Policy | None = None
 
 
 def implements(
@@ -203,25 +216,56 @@ def implements(
     name: str,
     applies: Callable[..., bool] = lambda **_: True,
     cost: Callable[..., float] = lambda **_: 1.0,
+    version: str = "1",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare one implementation of a tool, with when it applies and what it costs."""
+    """Declare one implementation of a tool, with when it applies, what it costs and its version."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _routes.setdefault(tool, []).append(Implementation(tool, name, fn, applies, cost))
+        impls = [i for i in _routes.get(tool, []) if i.name != name]  # the same name again replaces it (a reload, a plug-in)
+        _routes[tool] = [*impls, Implementation(tool, name, fn, applies, cost, version)]
         return fn
 
     return wrap
 
 
+def context(tool: str) -> Callable[[Callable[..., tuple[dict[str, float], str]]], Callable[..., tuple[dict[str, float], str]]]:
+    """Declare how a routed tool's inputs are described: ``fn(**inputs) -> (features, bucket)``.
+
+    Features are numbers recorded in traces; the bucket is a short readable label
+    ("hole half-width > 12 px") that a learned router keeps statistics for.
+    """
+
+    def wrap(fn: Callable[..., tuple[dict[str, float], str]]) -> Callable[..., tuple[dict[str, float], str]]:
+        _contexts[tool] = fn
+        return fn
+
+    return wrap
+
+
+def set_policy(policy: Policy | None) -> Policy | None:
+    """Install a routing policy (None: the fixed cost order); returns the previous one."""
+    global _policy
+    previous, _policy = _policy, policy
+    return previous
+
+
 def choose(tool: str, **inputs: Any) -> tuple[Implementation, Decision]:
-    """The cheapest implementation of ``tool`` that applies to these inputs."""
+    """The implementation of ``tool`` for these inputs: the installed policy's pick, else the cheapest that applies."""
     options = [impl for impl in _routes.get(tool, []) if impl.applies(**inputs)]
     if not options:
         names = ", ".join(i.name for i in _routes.get(tool, [])) or "none"
         raise LookupError(f"no expert for {tool!r} applies to these inputs (declared: {names})")
     costs = {impl.name: float(impl.cost(**inputs)) for impl in options}
-    best = min(options, key=lambda impl: costs[impl.name])
-    return best, Decision(tool, best.name, costs)
+    features, bucket = _contexts[tool](**inputs) if tool in _contexts else ({}, "")
+    best, how = min(options, key=lambda impl: costs[impl.name]), "cost"
+    policy = _policy
+    if policy is not None:
+        pick = policy(tool, options, costs, bucket)
+        if pick is not None and pick != best.name:
+            best, how = next(i for i in options if i.name == pick), getattr(policy, "name", "policy")
+        elif pick is not None:
+            how = getattr(policy, "name", "policy")
+    return best, Decision(tool, best.name, costs, best.version, bucket, features, how)
 
 
 def implementations(tool: str) -> list[Implementation]:

@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from banana.experts.checks import declared
 from banana.experts.colors import lab_to_linear, linear_to_srgb, parse_color, rgb_to_lab
 from banana.experts.imaging import composite, fit_mask, to_float, to_image
-from banana.experts.manager import choose, implements, model
+from banana.experts.manager import choose, context, implements, model
 from banana.tools.backbone import Backbone, fingerprint, get_backbone
-from banana.experts.checks import declared
 from banana.tools.spec import Resources, tool
 from banana.tools.values import Image, Mask
 
@@ -110,6 +110,21 @@ def _in_box(fill: Any, image: Image, hole: Hole) -> np.ndarray:
     return out
 
 
+@context("remove")
+def remove_context(hole: Hole, image: Image | None = None, **_: Any) -> tuple[dict[str, float], str]:
+    """The hole's thickness is what tells the fills apart (Telea smears across wide holes; PatchMatch copies texture)."""
+    features = {"half_width_px": round(hole.half_width, 1), "area_px": float(hole.area_px), "box_px": float(hole.box_px),
+                "thin": float(hole.thin), "diagonal": round(hole.diagonal, 1)}
+    if image is not None:
+        x0, y0, x1, y1 = hole.box
+        grey = cv2.cvtColor(np.ascontiguousarray(image.pixels[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+        features["texture"] = round(float(cv2.Laplacian(grey, cv2.CV_32F).std()), 2)
+    w = hole.half_width
+    bucket = "hole half-width <= 6 px" if w <= 6 else ("hole half-width 6-16 px" if w <= 16 else "hole half-width > 16 px")
+    return features, bucket
+
+
+# Telea smears across a thick hole and the critic cannot see a smear: it never applies there, whatever a router learns.
 @implements("remove", "telea", applies=lambda hole, **_: hole.thin, cost=lambda hole, **_: 1.0 + 0.0005 * hole.box_px)
 def fill_telea(image: Image, hole: Hole) -> np.ndarray:
     def fill(crop: np.ndarray, where: np.ndarray) -> np.ndarray:
@@ -131,9 +146,22 @@ def fill_patchmatch(image: Image, hole: Hole) -> np.ndarray:
     return _in_box(fill, image, hole)
 
 
+@implements("remove", "fsr", cost=lambda hole, **_: 8.0 + 0.02 * hole.box_px)
+def fill_fsr(image: Image, hole: Hole) -> np.ndarray:
+    """Frequency-selective reconstruction (OpenCV xphoto): smooth structure across mid-size holes, slow on big boxes."""
+
+    def fill(crop: np.ndarray, where: np.ndarray) -> np.ndarray:
+        bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+        out = np.zeros_like(bgr)
+        cv2.xphoto.inpaint(bgr, np.where(where > 0, 0, 255).astype(np.uint8), out, cv2.xphoto.INPAINT_FSR_FAST)
+        return cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
+
+    return _in_box(fill, image, hole)
+
+
 def fill_hole(image: Image, hole: Hole) -> tuple[np.ndarray, dict[str, Any]]:
-    """Fill the hole with the cheapest expert that suits it; returns pixels and the routing record."""
-    impl, decision = choose("remove", hole=hole)
+    """Fill the hole with the expert the router picks (the cheapest that suits it by default); pixels and the routing record."""
+    impl, decision = choose("remove", hole=hole, image=image)
     return impl.run(image, hole), decision.as_meta()
 
 

@@ -88,7 +88,8 @@ def test_routing_picks_the_cheapest_applicable_and_records_it():
     impl, decision = choose(tool, size=10)
     assert impl.name == "exact" and impl.run() == "exact"
     assert decision.costs == {"exact": 10.0, "tiled": 51.0}  # 'never' did not apply
-    assert decision.as_meta() == {"tool": tool, "expert": "exact", "costs": {"exact": 10.0, "tiled": 51.0}}
+    meta = decision.as_meta()
+    assert (meta["tool"], meta["expert"], meta["costs"], meta["policy"]) == (tool, "exact", {"exact": 10.0, "tiled": 51.0}, "cost")
     assert choose(tool, size=80)[0].name == "tiled"
     assert choose(tool, size=1000)[1].costs == {"tiled": 150.0}
     assert [i.name for i in implementations(tool)] == ["exact", "tiled", "never"]

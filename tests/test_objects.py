@@ -54,9 +54,9 @@ def test_routing_records_every_applicable_expert(photos):
     photo = photos["chelsea"]
     small = remove(image=photo, mask=disk(photo, (100, 100), 3)).meta["route"]
     large = remove(image=photo, mask=disk(photo, (200, 150), 40)).meta["route"]
-    assert set(small["costs"]) == {"telea", "patchmatch"}
+    assert set(small["costs"]) == {"telea", "patchmatch", "fsr"}
     assert small["costs"]["telea"] < small["costs"]["patchmatch"]
-    assert set(large["costs"]) == {"patchmatch"}, "Telea must not fill a thick hole"
+    assert set(large["costs"]) == {"patchmatch", "fsr"}, "Telea must not fill a thick hole"
 
 
 def test_remove_grows_past_a_soft_edge(photos):
