@@ -196,7 +196,7 @@ def _build_merged(base: Path, adapter: Path, folder: Path, key: dict[str, str], 
 
 
 def _prune(keep: Path) -> None:
-    """Remove all but the newest merged folders (each is the size of the base model)."""
+    """Remove all but the most recently used merged folders (each is the size of the base model)."""
     folders = sorted((p for p in keep.parent.iterdir() if p.is_dir() and not p.name.startswith(".")),
                      key=lambda p: p.stat().st_mtime, reverse=True)
     for old in [p for p in folders if p != keep][_KEEP_MERGED - 1:]:
@@ -213,6 +213,11 @@ def merged_model_dir(adapter: Path, say: Callable[[str], None] = lambda _: None)
         if folder.exists():
             say(f"the cached planner model in {folder} is damaged or incomplete; rebuilding it")
         _build_merged(base, adapter, folder, key, say)
+    else:
+        try:
+            os.utime(folder)  # most recently used: pruning keeps it
+        except OSError:
+            pass
     return folder
 
 
