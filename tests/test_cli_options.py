@@ -134,9 +134,29 @@ def test_server_backend_sends_the_api_key(registry):
 def test_server_that_never_answers_fails_after_the_read_timeout(registry):
     server = _Server(delay=60)
     try:
-        backend = ServerBackend(registry, ServerConfig(base_url=server.url, surface="steps", timeout_s=0.3, retries=1, backoff_s=0.0))
-        with pytest.raises(ServerError, match=f"no answer from {server.url} after 2 tries"):
+        backend = ServerBackend(registry, ServerConfig(base_url=server.url, surface="steps", timeout_s=0.3, retries=2, backoff_s=0.0))
+        with pytest.raises(ServerError, match=rf"{server.url} did not answer within 0.3 s \(BANANA_PLANNER_TIMEOUT sets the limit\)"):
             backend.generate(PlanRequest(instruction="blur it"))
-        assert len(server.seen) == 2  # one retry, then the error
+        assert len(server.seen) == 1  # reached but silent: not asked again
     finally:
         server.close()
+
+
+def test_the_planner_timeout_comes_from_the_environment(registry, monkeypatch):
+    monkeypatch.setenv("BANANA_PLANNER", "server")
+    monkeypatch.setenv("BANANA_PLANNER_TIMEOUT", "4.5")
+    assert make_planner(registry).backend.config.timeout_s == 4.5
+    monkeypatch.setenv("BANANA_PLANNER_TIMEOUT", "never")
+    with pytest.raises(ValueError, match="BANANA_PLANNER_TIMEOUT='never': expected seconds"):
+        make_planner(registry)
+
+
+def test_a_server_that_is_not_there_is_retried_then_named(registry):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    backend = ServerBackend(registry, ServerConfig(base_url=url, surface="steps", retries=1, backoff_s=0.0))
+    with pytest.raises(ServerError, match=f"no answer from {url} after 2 tries"):
+        backend.generate(PlanRequest(instruction="blur it"))

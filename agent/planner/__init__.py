@@ -34,6 +34,7 @@ def make_planner(
             api_key=os.environ.get("BANANA_PLANNER_API_KEY"),
             flavor=flavor or os.environ.get("BANANA_PLANNER_FLAVOR", "vllm"),  # type: ignore[arg-type]
             surface=os.environ.get("BANANA_PLANNER_SURFACE", "json"),  # type: ignore[arg-type]
+            **({"timeout_s": _seconds("BANANA_PLANNER_TIMEOUT")} if os.environ.get("BANANA_PLANNER_TIMEOUT") else {}),
         )
         return Planner(ServerBackend(registry, cfg), registry, max_repairs)
     if backend != "embedded":
@@ -43,6 +44,17 @@ def make_planner(
 
     adapter = Path(os.environ.get("BANANA_PLANNER_ADAPTER", ADAPTER_DIR))
     return Planner(EmbeddedBackend(registry, adapter=adapter, say=say), registry, max_repairs)
+
+
+def _seconds(name: str) -> float:
+    raw = os.environ[name]
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected seconds, e.g. 30") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r}: must be more than 0 seconds")
+    return value
 
 
 __all__ = ["Attempt", "Backend", "Plan", "PlanRequest", "Planner", "PlanningError", "make_planner"]

@@ -39,7 +39,8 @@ class ServerConfig(BaseModel):
     flavor: Flavor = "vllm"
     surface: Surface = "json"
     api_key: str | None = None
-    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0, description="longest wait for an answer (BANANA_PLANNER_TIMEOUT); not retried")
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="longest wait to reach the server (retried)")
     retries: int = Field(default=2, ge=0)
     backoff_s: float = Field(default=0.5, ge=0, description="first wait before a retry; doubles each time")
     temperature: float = Field(default=0.0, ge=0)
@@ -76,7 +77,8 @@ class ServerBackend:
         self.registry = registry
         self.config = config or ServerConfig()
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
-        self.client = client or httpx.Client(base_url=self.config.base_url, timeout=self.config.timeout_s, headers=headers)
+        timeout = httpx.Timeout(self.config.timeout_s, connect=min(self.config.connect_timeout_s, self.config.timeout_s))
+        self.client = client or httpx.Client(base_url=self.config.base_url, timeout=timeout, headers=headers)
         self.surface = self.config.surface
         self.model = self.config.model or ("banana-planner" if self.surface == "steps" else "smollm2-135m-instruct")
         self._examples = few_shot_examples(registry, self.config.few_shot) if self.surface == "json" else []
@@ -115,6 +117,9 @@ class ServerBackend:
                 time.sleep(min(self.config.backoff_s * 2 ** (attempt - 1), 8.0))
             try:
                 resp = self.client.post("/v1/completions" if self.surface == "steps" else "/v1/chat/completions", json=body)
+            except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout) as exc:  # reached but silent: waiting again helps no one
+                raise ServerError(f"{self.config.base_url} did not answer within {self.config.timeout_s:g} s "
+                                  f"(BANANA_PLANNER_TIMEOUT sets the limit): {type(exc).__name__}") from None
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last = exc
                 continue
