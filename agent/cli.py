@@ -249,14 +249,19 @@ def _make_planner(registry: Registry, backend: str | None, server_url: str | Non
 def _plan_line(planner: Planner, line: str) -> str:
     """One line of --jsonl: plain text or {"instruction": ...}; never raises."""
     text = line.strip()
+    shown = text if len(text) <= 200 else text[:200] + "..."
     try:
         instruction = json.loads(text)["instruction"] if text.startswith("{") else text
         plan = planner.plan(PlanRequest(instruction=instruction))
         return plan.to_json()  # a program, or {"cannot": reason}
     except (PlanningError, ServerError) as exc:
-        return json.dumps({"instruction": text, "error": str(exc)})
+        return json.dumps({"instruction": shown, "error": str(exc)[:2000]})
+    except RecursionError:
+        return json.dumps({"instruction": shown, "error": "bad input line: JSON nested too deeply"})
     except (ValueError, KeyError, TypeError) as exc:
-        return json.dumps({"instruction": text, "error": f"bad input line: {exc}"})
+        return json.dumps({"instruction": shown, "error": f"bad input line: {str(exc)[:300]}"})
+    except Exception as exc:  # one line's trouble must never stop the batch (a planner answer of any shape, say)
+        return json.dumps({"instruction": shown, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
 
 
 def _request(instruction: str) -> PlanRequest:

@@ -38,3 +38,32 @@ def test_deep_json_from_a_planner_is_a_problem_not_a_crash(registry):
     deep_object = '{"cannot": ' + "[" * 100_000 + "]" * 100_000 + "}"
     with pytest.raises(ProgramError):
         read_answer(deep_object, "json", registry)
+
+
+class _Answers:
+    """A backend that answers from a list (the batch plumbing is under test, not a model)."""
+
+    name, surface = "replay", "json"
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def generate(self, request, previous="", problems=None):
+        return self.answers.pop(0)
+
+
+def test_jsonl_lines_never_stop_the_batch(registry):
+    import json
+
+    from banana.agent.cli import _plan_line
+    from banana.agent.planner import Planner
+
+    deep_answer = "[" * 50_000 + "]" * 50_000
+    good = json.dumps({"version": 1, "nodes": [{"id": "b", "tool": "blur", "args": {"image": "$input"}}], "output": "$b"})
+    planner = Planner(_Answers([deep_answer] * 3 + [good]), registry, max_repairs=2)
+    lines = ['{"instruction": ' + "[" * 50_000 + "]" * 50_000 + "}", "blur it", "blur it again", '{"nope": 1}']
+    out = [json.loads(_plan_line(planner, line)) for line in lines]
+    assert out[0]["error"] == "bad input line: JSON nested too deeply" and len(out[0]["instruction"]) < 210
+    assert "nested too deeply" in out[1]["error"]  # three deep answers: the planner gives up on this line only
+    assert out[2]["nodes"][0]["tool"] == "blur"
+    assert out[3]["error"].startswith("bad input line")
