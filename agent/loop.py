@@ -182,11 +182,13 @@ def run_loop(
     critic: bool = True,
     candidates: list[Program] | None = None,
     first: Program | None = None,
+    on_attempt: Callable[[ValidProgram, RunResult, Critique], None] | None = None,
 ) -> LoopResult:
     """Plan, run, critique and repair (see the module docstring). ``critic=False``: one pass, still judged.
 
     ``candidates``: other plans to fall back on (e.g. reranked samples); ``first``: skip planning
-    and start from this program. Planning errors (:class:`PlanningError`) propagate.
+    and start from this program. ``on_attempt``: called with every run and its critique (traces).
+    Planning errors (:class:`PlanningError`) propagate.
     """
     budget = budget or Budget()
     req = request if isinstance(request, PlanRequest) else PlanRequest(instruction=request, inputs=max(1, len(images)))
@@ -224,6 +226,8 @@ def run_loop(
         )
         result.attempts.append(a)
         runs.append((valid, run))
+        if on_attempt is not None:
+            on_attempt(valid, run, crit)
         emit("critique", crit.summary(), passed=crit.passed)
         return a
 
