@@ -23,6 +23,7 @@ from banana.agent.planner.base import JUNK_REASON, is_junk
 from banana.agent.planner.http import ServerError
 from banana.agent.preflight import NeedsWeights
 from banana.agent.program import ProgramError, ValidProgram, input_names, planner_schema, validate
+from banana.agent.router_cli import TracesOpt
 from banana.agent.samples import load_image
 from banana.tools.backbone import BackboneMeta
 from banana.tools.files import ReadPolicy
@@ -337,6 +338,7 @@ def edit_cmd(
     cache_dir: CacheDirOpt = None,
     cache_max_gb: CacheMaxOpt = None,
     backend: BackendOpt = None, server_url: ServerOpt = None, server_model: ModelOpt = None, flavor: FlavorOpt = None,
+    traces: TracesOpt = None,
 ) -> None:
     """Plan an instruction, validate it, and run it on a picture; exit 3 when the planner says no tool can do it."""
     request = _request(instruction)
@@ -354,9 +356,11 @@ def edit_cmd(
     from banana.agent.loop_cli import edit_with_loop
 
     planner = _make_planner(registry, backend, server_url, server_model, flavor)
-    with timings.phase("edit loop"):
+    from banana.agent.router_cli import learned
+
+    with timings.phase("edit loop"), learned(traces, instruction) as on_attempt:  # learned routing + traces (issue 12)
         edit_with_loop(registry, planner, picture, request, output, quiet=quiet, explain=explain, critic=not no_critique, cache=cache,
-                       files=files, save_program=save_program)
+                       files=files, save_program=save_program, on_attempt=on_attempt)
 
 
 planner_app = typer.Typer(no_args_is_help=True, help="Train the embedded planner.")
@@ -394,6 +398,19 @@ app.command("batch")(batch_cmd)
 from banana.agent.loop_cli import critique_cmd  # noqa: E402
 
 app.command("critique")(critique_cmd)
+
+
+# the HTTP API and web page (issue 14): FastAPI/uvicorn/gradio load only when the command runs
+from banana.agent.server.cli import serve_cmd  # noqa: E402
+
+app.command("serve")(serve_cmd)
+
+
+# traces, the learned router and self-play (issue 12)
+from banana.agent.router_cli import router_app, traces_app  # noqa: E402
+
+app.add_typer(traces_app, name="traces")
+app.add_typer(router_app, name="router")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ written anyway, with what could not be done and why) or a node failed; 2 bad inp
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -70,6 +71,7 @@ def edit_with_loop(
     files: object | None = None,
     save_program: Path | None = None,
     budget: Budget | None = None,
+    on_attempt: Callable[..., None] | None = None,
 ) -> LoopResult:
     """Run the loop for ``banana edit``; writes the best result and exits non-zero as the module docstring says."""
     from banana.agent.preflight import NeedsWeights
@@ -86,6 +88,7 @@ def edit_with_loop(
                 budget=budget,
                 on_event=None if quiet else _show_event,
                 critic=critic,
+                on_attempt=on_attempt,
             )
     except PlanningError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)

@@ -1,0 +1,116 @@
+"""The learned router: exploits what traces say per (tool, bucket), explores only when asked, forgets old versions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from banana.agent.router import Router, routing
+from banana.agent.traces import TraceRow, TraceStore
+from banana.experts.enhance import denoise
+from banana.experts.manager import choose, context, implements
+from banana.tools.values import Image
+
+TOOL = "test_router_tool"
+implements(TOOL, "fast", cost=lambda **_: 1.0)(lambda **_: "fast")
+implements(TOOL, "careful", cost=lambda **_: 5.0, version="2")(lambda **_: "careful")
+context(TOOL)(lambda size, **_: ({"size": float(size)}, "big" if size > 10 else "small"))
+
+
+def rows(impl: str, bucket: str, passes: int, fails: int, latency: float, version: str = "1") -> list[TraceRow]:
+    return [TraceRow(run_id="r", node="n", tool=TOOL, impl=impl, version=version, bucket=bucket, passed=i < passes, outcome="ok",
+                     latency=latency) for i in range(passes + fails)]  # fmt: skip
+
+
+def test_without_statistics_the_fixed_cost_order_decides():
+    router = Router()
+    with routing(router):
+        impl, decision = choose(TOOL, size=50)
+    assert impl.name == "fast" and decision.policy == "cost" and decision.bucket == "big" and decision.features == {"size": 50.0}
+
+
+def test_exploits_the_better_implementation_per_bucket_from_a_trace_file(tmp_path):
+    store = TraceStore(tmp_path / "t.sqlite")
+    store.add(rows("fast", "big", 1, 9, 0.01) + rows("careful", "big", 9, 1, 0.5, version="2")
+              + rows("fast", "small", 10, 0, 0.01) + rows("careful", "small", 10, 0, 0.5, version="2"))  # fmt: skip
+    router = Router(store)
+    with routing(router):
+        big = choose(TOOL, size=50)
+        small = choose(TOOL, size=5)
+    assert (big[0].name, big[1].policy, big[1].version) == ("careful", "router", "2")
+    assert small[0].name == "fast", "both pass in small pictures: the faster one wins"
+    assert choose(TOOL, size=50)[0].name == "fast", "outside the context manager the fixed order is back"
+    rules = {(r["bucket"], r["impl"]): r for r in router.rules()}
+    assert rules[("big", "careful")]["chosen"] and not rules[("big", "fast")]["chosen"]
+    assert rules[("big", "careful")]["rule"] == f"{TOOL}, big: careful (9/10 pass, 0.50 s)"
+    assert rules[("big", "fast")]["rule"] == f"{TOOL}, big: fast (1/10 pass, 0.01 s) (not chosen: careful is better)"
+    assert (rules[("small", "fast")]["attempts"], rules[("small", "fast")]["success_rate"]) == (10, 1.0)
+
+
+def test_statistics_of_an_older_version_are_forgotten(tmp_path):
+    store = TraceStore(tmp_path / "t.sqlite")
+    store.add(rows("fast", "big", 0, 10, 0.01) + rows("careful", "big", 10, 0, 0.5, version="1"))  # careful is at version 2 now
+    router = Router(store)
+    assert ("test_router_tool", "big", "careful") not in router.arms
+    with routing(router):
+        assert choose(TOOL, size=50)[0].name == "careful", "an untried implementation beats one that always fails"
+
+
+def test_a_result_far_from_its_reference_counts_as_a_failure():
+    router = Router(max_distance=0.05)
+    for _ in range(5):
+        router.observe(TOOL, "fast", "1", "big", True, 0.01, distance=0.2)
+        router.observe(TOOL, "careful", "2", "big", True, 0.02, distance=0.01)
+    assert router.arms[(TOOL, "big", "fast")].passes == 0 and router.arms[(TOOL, "big", "careful")].passes == 5
+
+
+def test_exploration_samples_both_and_exploitation_is_deterministic():
+    router = Router(explore=True, seed=1)
+    for _ in range(3):
+        router.observe(TOOL, "fast", "1", "big", True, 0.01)
+        router.observe(TOOL, "careful", "2", "big", True, 0.01)
+    picks = set()
+    with routing(router):
+        for _ in range(60):
+            picks.add(choose(TOOL, size=50)[0].name)
+    assert picks == {"fast", "careful"}
+    router.explore = False
+    with routing(router):
+        assert {choose(TOOL, size=50)[0].name for _ in range(20)} == {"fast"}, "a tie goes to the cheaper (the prior)"
+
+
+def test_a_real_tool_follows_the_router_and_records_it(photos):
+    picture = Image(np.ascontiguousarray(photos["coffee"].pixels[:120, :160]))
+    bucket = denoise(image=picture).meta["route"]["bucket"]
+    router = Router()
+    for _ in range(4):
+        router.observe("denoise", "non-local-means", "1", bucket, False, 0.3)
+        router.observe("denoise", "bilateral", "1", bucket, True, 0.01)
+    with routing(router):
+        out = denoise(image=picture)
+    assert (out.meta["route"]["expert"], out.meta["route"]["policy"]) == ("bilateral", "router")
+    assert not np.array_equal(out.pixels, picture.pixels)
+
+
+def test_cli_prints_stats_and_rules_as_json(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from banana.agent.cli import app
+
+    db = tmp_path / "t.sqlite"
+    store = TraceStore(db)
+    store.add(rows("fast", "big", 2, 2, 0.01) + rows("careful", "big", 4, 0, 0.5, version="2"))
+    store.close()
+    runner = CliRunner()
+    stats = runner.invoke(app, ["traces", "stats", "--traces", str(db), "--json"])
+    assert stats.exit_code == 0, stats.output
+    assert [(r["impl"], r["attempts"], r["pass_rate"]) for r in json.loads(stats.stdout)["rows"]] == [("careful", 4, 1.0), ("fast", 4, 0.5)]
+    shown = runner.invoke(app, ["router", "show", "--traces", str(db), "--json"])
+    assert shown.exit_code == 0, shown.output
+    chosen = [r["rule"] for r in json.loads(shown.stdout) if r["chosen"]]
+    assert chosen == [f"{TOOL}, big: careful (4/4 pass, 0.50 s)"]
+    table = runner.invoke(app, ["router", "show", "--traces", str(db)])
+    assert "careful (4/4 pass, 0.50 s)" in table.stdout
+    bad = runner.invoke(app, ["traces", "stats", "--traces", str(tmp_path)])
+    assert bad.exit_code == 2 and "is a folder, not a database file" in bad.output
