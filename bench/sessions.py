@@ -99,15 +99,15 @@ def evaluate(path: Path, registry: Registry, verbose: bool) -> dict[str, Any]:
     planner = make_planner(registry)
     agent = Agent(registry, planner=planner)
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    turns = follow = conv = 0
-    turns_ok = follow_ok = conv_ok = 0
+    turns = follow = conv = given = 0
+    turns_ok = follow_ok = conv_ok = given_ok = 0
     by_cat: Counter[str] = Counter()
     by_cat_ok: Counter[str] = Counter()
     misses = []
     t0 = time.perf_counter()
     for row in rows:
         got = replay(row["turns"], agent.plan, registry)
-        all_ok = True
+        all_ok = prev_ok = True
         for k, ((prog, note), want) in enumerate(zip(got, row["programs"], strict=True)):
             ok = _canon(prog, registry) == _canon(parse_program(want) if want else None, registry)
             turns += 1
@@ -115,6 +115,10 @@ def evaluate(path: Path, registry: Registry, verbose: bool) -> dict[str, Any]:
             if k > 0:
                 follow += 1
                 follow_ok += ok
+                if prev_ok:  # the follow-up itself, from a correct previous turn
+                    given += 1
+                    given_ok += ok
+            prev_ok = ok
             if not ok:
                 all_ok = False
                 misses.append({"id": row.get("id"), "turn": k + 1, "text": row["turns"][k], "note": note,
@@ -130,6 +134,7 @@ def evaluate(path: Path, registry: Registry, verbose: bool) -> dict[str, Any]:
     return {"set": str(path), "conversations": conv, "conversation_exact": round(conv_ok / conv, 3),
             "turns": turns, "turn_exact": round(turns_ok / turns, 3), "follow_up_turns": follow,
             "follow_up_exact": round(follow_ok / max(follow, 1), 3),
+            "follow_up_exact_after_a_correct_turn": f"{given_ok}/{given}",
             "by_category": {c: f"{by_cat_ok[c]}/{n}" for c, n in sorted(by_cat.items())},
             "seconds": round(time.perf_counter() - t0, 1)}
 
