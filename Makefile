@@ -66,6 +66,12 @@ bench-planner: $(STAMP)
 bench-startup: $(STAMP)
 	$(BIN)/python -m bench.startup
 
+# the README's gallery: real requests on the sample photos through the banana edit loop ->
+# docs/gallery/*.jpg, docs/gallery.md and the README's gallery block (bench/gallery.py, about a minute)
+.PHONY: gallery
+gallery: $(STAMP)
+	$(BIN)/python -m bench.gallery
+
 # 10,000 random and mutated programs through the validator, 1,000 mutated picture files through the loader;
 # exits 1 on any outcome but ValidProgram/ProgramError and Image/PictureError (about a minute).
 fuzz: $(STAMP)
