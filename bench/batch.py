@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -42,7 +43,8 @@ def throughput(items: int, workers: int, engine: str, critic: bool) -> dict[str,
         wall = time.perf_counter() - t0
         assert report.done == items, report
         steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else float("nan")
-        return {"engine": engine, "workers": workers, "items": items, "critic": critic, "wall_s": round(wall, 2),
+        return {"engine": engine, "workers": workers, "items": items, "critic": critic, "cpus": os.cpu_count(),
+                "load_average": round(os.getloadavg()[0], 1), "wall_s": round(wall, 2),
                 "items_per_s": round(items / wall, 3), "steady_items_per_s": round(steady, 3)}
 
 
