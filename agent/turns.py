@@ -192,7 +192,7 @@ class ChatSession:
             return self.undo(), outcome
         if outcome.op == Op.REDO:
             return self.redo(), outcome
-        saved = self.store.add_turn(self.name, instruction=text, picture=outcome.picture,
+        saved = self.store.add_turn(self.name, instruction=text, picture=outcome.picture, parent=turn.n,  # the turn it revised
                                     program=outcome.program.model_dump() if outcome.program else None,
                                     critique=outcome.critique,
                                     meta={"op": outcome.op, "plan_s": outcome.plan_seconds, "run_s": outcome.run_seconds})
