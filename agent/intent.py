@@ -20,14 +20,16 @@ from banana.tools.checks import CheckResult, Fix
 from banana.tools.registry import Registry
 
 OUTSIDE = re.compile(
-    r"\b(except|apart from|other than|but (?:not )?(?:the |his |her |my |their )?(?:person|him|her|me|them|face)|behind|background|backdrop|"
-    r"bg|surroundings|everything else|the rest|around (?:him|her|me|them|it|the \w+)|keep (?:only )?(?:the |my |his |her )?[\w ]{1,20}? in colou?r|"
+    r"\b(except|apart from|other than|but (?:not )?(?:the |his |her |my |their )?(?:person|him|her|me|them|face)|"
+    r"behind|background|backdrop|bg|surroundings|everything else|the rest|around (?:him|her|me|them|it|the \w+)|"
+    r"keep (?:only )?(?:the |my |his |her )?[\w ]{1,20}? in colou?r|"
     r"only (?:the |my |his |her )?[\w ]{1,20}? (?:in|stays?|remains?) colou?r)\b",
     re.I,
 )
 SELECTIVE_COLOUR = re.compile(r"\b(keep|leave|only)\b[^.]{0,40}\bin colou?r\b|\bcolou?r splash\b", re.I)
 NEGATED_BLUR = re.compile(
-    r"\b(unblur|deblur|de-blur|remove (?:the )?blur|less blurry|not blurry|fix (?:the )?blur|sharpen|too blurry|blurry (?:photo|picture|image))\b",
+    r"\b(unblur|deblur|de-blur|remove (?:the )?blur|less blurry|not blurry|fix (?:the )?blur|sharpen|too blurry|"
+    r"blurry (?:photo|picture|image))\b",
     re.I,
 )
 BRIGHTER = re.compile(r"\b(brighten|brighter|lighten|lighter|more light|too dark|underexposed)\b", re.I)
@@ -36,26 +38,27 @@ WARMER = re.compile(r"\b(warmer|warm it|warm up|warm tones?|golden|too cold|too 
 COOLER = re.compile(r"\b(cooler|cool it|cool down|cool tones?|colder|too warm|too yellow|too orange)\b", re.I)
 GREY = re.compile(r"\b(black and white|black & white|b&w|b/w|gr[ae]yscale|monochrome|desaturate[d]?|colou?rless|gr[ae]y ?out)\b", re.I)
 VIVID = re.compile(r"\b(more saturat\w*|saturate|vivid|vibrant|punchier|more colou?rful|pop)\b", re.I)
-CLAUSES: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
-    "blur": (re.compile(r"\b(blur+(?:red|ry)?|defocus|bokeh|out of focus)\b", re.I), ("blur",)),
+OUTSIDE_WORDS = ("background", "backdrop", "bg", "surroundings", "sky")
+CLAUSES: dict[str, tuple[str, tuple[str, ...]]] = {  # a request word -> the steps that can do it
+    "blur": (r"blur+(?:red|ry)?|defocus|bokeh|out of focus", ("blur",)),
     "tone": (
-        re.compile(r"\b(brighten|brighter|lighten|darken|darker|black and white|b&w|gr[ae]yscale|monochrome|desaturate|contrast)\b", re.I),
+        r"brighten|brighter|lighten|darken|darker|black and white|b&w|gr[ae]yscale|monochrome|desaturate|contrast",
         ("adjust", "enhance", "stylize", "retouch"),
     ),
-    "crop": (re.compile(r"\b(crop|square format|16:9|9:16|4:3|3:2|aspect)\b", re.I), ("crop",)),
-    "upscale": (re.compile(r"\b(upscale|enlarge|upsize|higher resolution|super.?resolution|[234]x bigger)\b", re.I), ("upscale",)),
+    "crop": (r"crop|square format|16:9|9:16|4:3|3:2|aspect", ("crop",)),
+    "upscale": (r"upscale|enlarge|upsize|higher resolution|super.?resolution|[234]x bigger", ("upscale",)),
     "remove": (
-        re.compile(r"\b(remove|erase|get rid of|delete|take out)\b", re.I),
-        ("remove", "replace", "edit", "retouch", "denoise", "sharpen", "enhance", "dehaze", "replace_background"),
+        r"remove|erase|get rid of|delete|take out",
+        ("remove", "replace", "edit", "retouch", "denoise", "sharpen", "enhance", "dehaze", "replace_background", "adjust"),
     ),
+    "sharpen": (r"sharpen|deblur|unblur|less blurry|crisper", ("sharpen", "enhance", "upscale")),
+    "denoise": (r"denoise|noisy|grainy|reduce (?:the )?(?:noise|grain)", ("denoise", "enhance", "blur")),
+    "flip": (r"flip\w*|mirror\w*", ("flip", "rotate")),
+    "rotate": (r"rotate\w*|upside down", ("rotate", "flip", "straighten")),
+    "border": (r"border|frame", ("border",)),
+    "pixelate": (r"pixel+ate|pixeli[sz]e|censor", ("pixelate", "blur")),
 }
-REPAINT_HINT = {
-    "blur": "add a blur step",
-    "tone": "add an adjust step",
-    "crop": "add a crop step",
-    "upscale": "add an upscale step",
-    "remove": "add a remove step",
-}
+CLAUSE_RES = {k: (re.compile(rf"\b({pattern})\b", re.I), tools) for k, (pattern, tools) in CLAUSES.items()}
 
 
 def _mask_target(valid: ValidProgram, nid: str, targets: dict[str, str]) -> str | None:
@@ -65,11 +68,7 @@ def _mask_target(valid: ValidProgram, nid: str, targets: dict[str, str]) -> str 
 
 def _inside_subject(target: str) -> bool:
     """A mask that selects a subject itself (not the background around it)."""
-    return (
-        bool(target)
-        and not target.startswith("not ")
-        and not any(w in target for w in ("background", "backdrop", "bg", "surroundings", "sky"))
-    )
+    return bool(target) and not target.startswith("not ") and not any(w in target for w in OUTSIDE_WORDS)
 
 
 def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list[CheckResult]:
@@ -117,7 +116,8 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
                         "colour kept where asked",
                         n,
                         False,
-                        f"the request keeps something in colour but {n!r} greys the whole picture: mask it to everything except the subject",
+                        f"the request keeps something in colour but {n!r} greys the whole picture: "
+                        "mask it to everything except the subject",
                     )
                 )
     # direction of the tone words
@@ -156,7 +156,7 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
             )
         )
     # a clause with no step
-    for clause, (pattern, can_do) in CLAUSES.items():
+    for clause, (pattern, can_do) in CLAUSE_RES.items():
         if clause == "blur" and NEGATED_BLUR.search(text):
             continue
         m = pattern.search(text)
@@ -166,7 +166,7 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
                     f"clause '{m.group(0).lower()}' planned",
                     "",
                     False,
-                    f"the request says '{m.group(0)}' but no step does it: {REPAINT_HINT[clause]}",
+                    f"the request says '{m.group(0)}' but no step does it: add a {can_do[0]} step",
                 )
             )
     return out

@@ -530,17 +530,51 @@ def geometry_follow(call: CheckCall) -> list[CheckResult]:
         deg = call.args.get("degrees", call.args.get("angle"))
         if deg is None or float(deg) % 90:
             return []
-        k = round(float(deg) / 90) % 4
-        want = np.rot90(a, k)
-        flipped = np.rot90(a, -k)
-        if flipped.shape == out.pixels.shape and want.shape == out.pixels.shape:
-            d = min(mean_diff(want / 255.0, out.pixels / 255.0), mean_diff(flipped / 255.0, out.pixels / 255.0))
-            return [call.result(f"{call.tool} geometry", "follow", d, 0.02, d <= 0.02,
-                                f"the result is not the input turned by {deg} degrees")]
+        want = np.rot90(a, round(float(deg) / 90) % 4)  # counter-clockwise, as rotate's degrees are
     if want.shape != out.pixels.shape:
         return [call.result(f"{call.tool} geometry", "follow", 1.0, 0.02, False, f"the result has the wrong size for a {call.tool}")]
     d = mean_diff(want.astype(np.float32) / 255.0, out.pixels.astype(np.float32) / 255.0)
     return [call.result(f"{call.tool} geometry", "follow", d, 0.02, d <= 0.02, f"the result is not the input after {call.tool}")]
+
+
+def border_follow(call: CheckCall) -> list[CheckResult]:
+    """The frame has the width and the colour asked, and the picture sits unchanged inside it."""
+    src, out = call.ports.get("image"), call.output
+    if not isinstance(src, Image) or not isinstance(out, Image):
+        return []
+    px = int(call.args.get("pixels", 20))
+    if (out.width, out.height) != (src.width + 2 * px, src.height + 2 * px):
+        return [call.result("border size", "follow", out.width - src.width, 2 * px, False,
+                            f"the result is not framed by {px} px on each side")]
+    want = rgb_to_lab(parse_color(str(call.args.get("color", "white"))).reshape(1, 3))[0]
+    frame = np.ones((out.height, out.width), bool)
+    frame[px:-px, px:-px] = False
+    de = float(np.linalg.norm(lab(out)[frame] - want, axis=-1).mean())
+    inner = mean_diff(rgbf(src), rgbf(out)[px:-px, px:-px])
+    return [call.result("border colour", "follow", de, BG_MAX_DE, de <= BG_MAX_DE, f"the frame is not {call.args.get('color')}"),
+            call.result("picture kept inside the border", "keep", inner, KEEP_TOL, inner <= KEEP_TOL,
+                        "the picture inside the frame changed")]
+
+
+def pixelate_follow(call: CheckCall) -> list[CheckResult]:
+    """Inside the mask the picture became blocks: far less fine detail."""
+    pair = same_size(call)
+    if pair is None:
+        return []
+    region = inside(call)
+    before = sharpness(rgbf(pair[0]), region)
+    ratio = sharpness(rgbf(pair[1]), region) / max(before, 1e-9)
+    return [call.result("pixelate removes detail", "follow", ratio, 0.8, ratio <= 0.8,
+                        f"{call.words.get('mask', 'the picture')} still shows its detail; use a larger block")]
+
+
+def changed_somewhere(call: CheckCall) -> list[CheckResult]:
+    """The tool changed something (the output is not the input)."""
+    pair = same_size(call)
+    if pair is None:
+        return []
+    d = mean_diff(rgbf(pair[0]), rgbf(pair[1]), inside(call))
+    return [call.result(f"{call.tool} changed the picture", "follow", d, 0.002, d >= 0.002, f"{call.tool} left the picture as it was")]
 
 
 IMAGE_EDIT = (keep_outside, quality)
@@ -563,8 +597,18 @@ CHECKS = {
     "detect_faces": (boxes_found,),
     "sharpen": (*IMAGE_EDIT, sharpen_follow),
     "denoise": (*IMAGE_EDIT, denoise_follow),
-    "rotate": (geometry_follow,),
-    "flip": (geometry_follow,),
+    "rotate": (quality, geometry_follow),
+    "flip": (quality, geometry_follow),
+    "dehaze": (quality, changed_somewhere),
+    "enhance": (*IMAGE_EDIT, changed_somewhere),
+    "retouch": (*IMAGE_EDIT,),
+    "pixelate": (*IMAGE_EDIT, pixelate_follow),
+    "border": (quality, border_follow),
+    "add_text": (quality, changed_somewhere),
+    "straighten": (quality,),
+    "insert": IMAGE_EDIT,
+    "edit": IMAGE_EDIT,
+    "region": (mask_sanity,),
 }
 
 PHRASES = {
@@ -586,6 +630,20 @@ PHRASES = {
     "grow": "{mask} grown by {pixels} px",
     "lock_identity": "remember the faces",
     "restore_identity": "restore the remembered faces",
+    "sharpen": "sharpen {mask}, amount {amount}",
+    "denoise": "remove the noise from {mask}, amount {amount}",
+    "dehaze": "remove the haze, amount {amount}",
+    "enhance": "auto-enhance {mask}, amount {amount}",
+    "retouch": "retouch the skin of {mask}, amount {amount}",
+    "pixelate": "pixelate {mask}, block {block}",
+    "rotate": "rotate the picture {degrees} degrees counter-clockwise",
+    "flip": "flip the picture {direction}",
+    "straighten": "straighten the tilted horizon",
+    "border": "add a {color} border of {pixels} px",
+    "add_text": "write '{text}' at the {position} in {color}",
+    "region": "the area[ at the {position}][ {relation} {boxes}]",
+    "insert": "add {prompt} in {mask}",
+    "edit": "edit {mask}: {instruction}",
 }
 
 

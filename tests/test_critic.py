@@ -235,3 +235,29 @@ def test_banana_critique_exit_codes(tmp_path, registry, astronaut, bg_blur):
     assert no.returncode == 1
     report = json.loads(no.stdout)
     assert report["passed"] is False and any("blur lowers sharpness FAILED" in line for line in report["reasons"])
+
+
+def test_catalogue_v2_checks(registry, photos):
+    cat = photos["chelsea"]
+    soft = run_tool(registry, "blur", cat, amount=0.1)
+    sharpened = run_tool(registry, "sharpen", soft, amount=0.7)
+    assert judge(registry, "sharpen", soft, sharpened, amount=0.7)["sharpen raises sharpness"].passed
+    assert not judge(registry, "sharpen", soft, run_tool(registry, "blur", soft, amount=0.2), amount=0.7)["sharpen raises sharpness"].passed
+    noisy = Image(np.clip(cat.pixels.astype(int) + np.random.default_rng(0).normal(0, 20, cat.pixels.shape), 0, 255).astype(np.uint8))
+    clean = run_tool(registry, "denoise", noisy, amount=0.7)
+    assert judge(registry, "denoise", noisy, clean, amount=0.7)["denoise lowers noise"].passed
+    assert not judge(registry, "denoise", noisy, noisy, amount=0.7)["denoise lowers noise"].passed
+    flipped = run_tool(registry, "flip", cat, direction="horizontal")
+    assert judge(registry, "flip", cat, flipped, direction="horizontal")["flip geometry"].passed
+    assert not judge(registry, "flip", cat, flipped, direction="vertical")["flip geometry"].passed
+    turned = run_tool(registry, "rotate", cat, degrees=90)
+    assert judge(registry, "rotate", cat, turned, degrees=90)["rotate geometry"].passed
+    assert not judge(registry, "rotate", cat, turned, degrees=-90)["rotate geometry"].passed  # the other way round
+    framed = run_tool(registry, "border", cat, pixels=12, color="black")
+    checks = judge(registry, "border", cat, framed, pixels=12, color="black")
+    assert checks["border colour"].passed and checks["picture kept inside the border"].passed
+    assert not judge(registry, "border", cat, framed, pixels=12, color="white")["border colour"].passed
+    mask = box_mask(cat, 0.3, 0.2, 0.7, 0.8)
+    blocks = run_tool(registry, "pixelate", cat, mask, block=16)
+    assert judge(registry, "pixelate", cat, blocks, mask, block=16)["pixelate removes detail"].passed
+    assert not judge(registry, "pixelate", cat, cat, mask, block=16)["pixelate removes detail"].passed

@@ -125,3 +125,32 @@ class EmbeddedBackend:
             ids = [int(i) for i in row if int(i) != self.stop]
             texts.append(self.tok.decode(ids, skip_special_tokens=True).strip())
         return texts
+
+    def sample(self, request: PlanRequest, k: int = 4, temperature: float = 0.8, top_p: float = 0.95, seed: int = 0,
+               previous: str = "", problems: list[str] | None = None) -> list[str]:
+        """``k`` plans drawn under the grammar (temperature / nucleus sampling), for reranking and re-plans."""
+        import torch
+
+        enc = self.tok([prompt_for(request.instruction, previous, problems)], return_tensors="pt", add_special_tokens=False)
+        with self._lock, torch.inference_mode(), timings.phase("decode"):
+            torch.manual_seed(seed)
+            out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=True, temperature=temperature, top_p=top_p,
+                                      num_return_sequences=k, logits_processor=[self._processor()], eos_token_id=self.stop,
+                                      pad_token_id=self.stop)
+        rows = out[:, enc["input_ids"].shape[1]:]
+        return [self.tok.decode([int(i) for i in row if int(i) != self.stop], skip_special_tokens=True).strip() for row in rows]
+
+    def loglik(self, request: PlanRequest, texts: list[str]) -> list[float]:
+        """Mean log-probability per token the model gives each answer text (its own confidence, for reranking)."""
+        import torch
+
+        prompt = prompt_for(request.instruction)
+        p_ids = self.tok(prompt, add_special_tokens=False)["input_ids"]
+        scores = []
+        with self._lock, torch.inference_mode():
+            for text in texts:
+                a_ids = self.tok(text, add_special_tokens=False)["input_ids"] + [self.stop]
+                ids = torch.tensor([p_ids + a_ids])
+                logp = torch.log_softmax(self.model(ids).logits[0, len(p_ids) - 1 : -1].float(), dim=-1)
+                scores.append(float(logp.gather(1, torch.tensor(a_ids)[:, None]).mean()))
+        return scores
