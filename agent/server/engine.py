@@ -9,6 +9,7 @@ job's thread, so one loaded agent serves every request, and a client's program r
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tempfile
@@ -54,23 +55,21 @@ class _Context(threading.local):
 
 
 class JobExecutor(Executor):
-    """The one executor, reading the current job's cancel Event and read policy from its thread."""
+    """The one executor (one cache, one thread pool), run with the current job's cancel Event and read policy.
+
+    Tools run on the pool's threads, so the policy travels with the run: each run is a shallow copy that
+    shares the pool, the device locks and the cache, and has its own ``files``.
+    """
 
     def __init__(self, *args: Any, context: _Context, **kwargs: Any) -> None:
         self._context = context
         super().__init__(*args, **kwargs)
 
-    @property  # type: ignore[override]
-    def files(self) -> ReadPolicy:
-        return self._context.files or self._default_files
-
-    @files.setter
-    def files(self, policy: ReadPolicy) -> None:
-        self._default_files = policy
-
     def run(self, valid: ValidProgram, inputs: dict[str, Value], on_event: Callable[[NodeEvent], None] | None = None,
             cancel: threading.Event | None = None) -> RunResult:
-        return super().run(valid, inputs, on_event=on_event, cancel=cancel or self._context.cancel)
+        view = copy.copy(self)
+        view.files = self._context.files or self.files
+        return Executor.run(view, valid, inputs, on_event=on_event, cancel=cancel or self._context.cancel)
 
 
 class LockedPlanner:
@@ -95,7 +94,7 @@ class _LockedBackend:
             return self._backend.generate(*args, **kwargs)
 
 
-_PATHLIKE = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?(?:/[\w.@+-]+){2,}/?")
+_PATHLIKE = re.compile(r"(?<![\w.>])(?:[A-Za-z]:)?(?:/[\w.@+-]+){2,}/?")
 
 
 class Engine:
