@@ -375,14 +375,23 @@ def train_cmd(
     out_dir: Annotated[Path | None, typer.Option("--out", help="adapter folder (default: the packaged one)")] = None,
     threads: Annotated[int, typer.Option(help="torch threads")] = 1,
     init: Annotated[Path | None, typer.Option(help="continue from this adapter folder instead of a fresh LoRA")] = None,
+    from_traces: Annotated[Path | None, typer.Option("--from-traces", help="also train on self-play pairs (JSONL)")] = None,
 ) -> None:
     """LoRA fine-tune the embedded planner on generated examples (CPU, bounded time, reproducible)."""
-    from banana.agent.planner.train import TrainConfig, train
+    from banana.agent.planner.train import TrainConfig, train, train_from_traces
 
     cfg = TrainConfig(minutes=minutes, examples=examples, seed=seed, threads=threads, init=init)
     if out_dir is not None:
         cfg.out = out_dir
-    report = train(cfg, _registry(), say=lambda m: console.print(m, highlight=False))
+    say = lambda m: console.print(m, highlight=False)  # noqa: E731
+    if from_traces is None:
+        report = train(cfg, _registry(), say=say)
+    else:
+        try:
+            report = train_from_traces(cfg, _registry(), from_traces, say)
+        except (ValueError, OSError) as exc:  # a missing or damaged pairs file: one line, exit 2
+            error(str(exc))
+            raise typer.Exit(2) from None
     out.print_json(report.model_dump_json())
 
 
@@ -407,10 +416,11 @@ app.command("serve")(serve_cmd)
 
 
 # traces, the learned router and self-play (issue 12)
-from banana.agent.router_cli import router_app, traces_app  # noqa: E402
+from banana.agent.router_cli import router_app, selfplay_cmd, traces_app  # noqa: E402
 
 app.add_typer(traces_app, name="traces")
 app.add_typer(router_app, name="router")
+app.command("selfplay")(selfplay_cmd)
 
 
 def main() -> None:

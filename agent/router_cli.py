@@ -127,3 +127,64 @@ def router_show_cmd(traces: TracesOpt = None, as_json: JsonOpt = False) -> None:
     for r in rows:
         if r["chosen"]:
             out.print(f"  {escape(r['rule'])}", highlight=False, soft_wrap=True)
+
+
+def selfplay_cmd(
+    minutes: Annotated[float, typer.Option(min=0.1, help="stop starting new work after this long (all rounds together)")] = 10.0,
+    rounds: Annotated[int, typer.Option(min=1, help="rounds of play (each with fresh tasks and requests)")] = 1,
+    route_tasks: Annotated[int, typer.Option("--route-tasks", min=0, help="routing tasks per round (damaged crops, known originals)")] = 48,
+    requests: Annotated[int, typer.Option(min=0, help="generated requests per round for the planner (0: routing play only)")] = 8,
+    k: Annotated[int, typer.Option(min=1, max=16, help="plans sampled per request (plus the greedy one)")] = 4,
+    seed: Annotated[int, typer.Option(help="tasks, requests and sampling")] = 0,
+    traces: TracesOpt = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="training pairs (JSONL, appended; default: beside the traces)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Play against known answers: routing tasks teach the router, generated requests give the planner training pairs.
+
+    Only the training photos and the generator's TRAIN templates are used; held-out templates,
+    held-out photos and evaluation sets are never played on. Fold the pairs into the planner with
+    ``banana planner train --from-traces FILE``.
+    """
+    import time
+
+    from banana.agent.router import Router
+    from banana.agent.selfplay import play_plans, play_routes
+    from banana.agent.selfplay import route_tasks as make_tasks
+    from banana.tools.registry import default_registry
+
+    registry = default_registry()
+    deadline = time.monotonic() + 60.0 * minutes
+    say = (lambda m: None) if as_json else (lambda m: console.print(escape(m), highlight=False))
+    planner = None
+    if requests:
+        from banana.agent.planner import make_planner
+
+        planner = make_planner(registry, say=say)
+    summary = []
+    with open_store(traces) as store:
+        pairs_file = out_file or store.path.with_name("selfplay.jsonl")
+        router = Router(store, seed=seed)
+        for r in range(rounds):
+            round_end = time.monotonic() + (deadline - time.monotonic()) / (rounds - r)
+            played = play_routes(make_tasks(route_tasks, seed=seed * 100 + r), registry, store, router, deadline=round_end, say=say)
+            records = []
+            if planner is not None and time.monotonic() < round_end:
+                records = play_plans(requests, seed * 100 + r, k, planner, registry, store, pairs_file, deadline=round_end, say=say)
+            summary.append({
+                "round": r, "route_tasks": len(played), "route_passed": sum(p.passed for p in played), "requests": len(records),
+                "plans": sum(len(x.outcomes) for x in records), "accepted_plans": sum(o.accepted for x in records for o in x.outcomes),
+                "greedy_accepted": sum(bool(x.outcomes) and x.outcomes[0].accepted for x in records),
+                "any_accepted": sum(any(o.accepted for o in x.outcomes) for x in records),
+            })  # fmt: skip
+        result = {"traces": str(store.path), "pairs": str(pairs_file), "rounds": summary,
+                  "rules": [x["rule"] for x in router.rules() if x["chosen"]]}  # fmt: skip
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    for s in summary:
+        out.print(f"round {s['round']}: routing {s['route_passed']}/{s['route_tasks']} passed; planner {s['requests']} requests, "
+                  f"greedy accepted {s['greedy_accepted']}, any of K accepted {s['any_accepted']}")  # fmt: skip
+    out.print(f"traces: {result['traces']}\ntraining pairs: {result['pairs']}\nrules:")
+    for rule in result["rules"]:
+        out.print(f"  {escape(rule)}", highlight=False, soft_wrap=True)

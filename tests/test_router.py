@@ -56,10 +56,10 @@ def test_statistics_of_an_older_version_are_forgotten(tmp_path):
 
 
 def test_a_result_far_from_its_reference_counts_as_a_failure():
-    router = Router(max_distance=0.05)
+    router = Router()
     for _ in range(5):
-        router.observe(TOOL, "fast", "1", "big", True, 0.01, distance=0.2)
-        router.observe(TOOL, "careful", "2", "big", True, 0.02, distance=0.01)
+        router.observe(TOOL, "fast", "1", "big", True, 0.01, distance=1.3)
+        router.observe(TOOL, "careful", "2", "big", True, 0.02, distance=0.8)
     assert router.arms[(TOOL, "big", "fast")].passes == 0 and router.arms[(TOOL, "big", "careful")].passes == 5
 
 

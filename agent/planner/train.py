@@ -216,3 +216,51 @@ def save_adapter(model: Any, out: Path) -> None:
     readme = out / "README.md"
     if readme.exists():
         readme.unlink()  # peft's model card template: not ours
+
+
+# ---------------------------------------------------------------- self-play pairs (issue 12: the --from-traces hook)
+
+
+def selfplay_pairs(path: Path, registry: Registry) -> list[tuple[str, str]]:
+    """Prompt/completion pairs written by ``banana selfplay`` (JSONL); every completion must lower and validate.
+
+    A bad line is an error naming the file and line, so a damaged file stops training instead of being learned.
+    """
+    pairs = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            prompt, completion = item["prompt"], item["completion"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{i}: not a self-play pair ({type(exc).__name__}: {exc})") from None
+        if not (isinstance(prompt, str) and isinstance(completion, str) and completion.endswith(IM_END)):
+            raise ValueError(f"{path}:{i}: prompt and completion must be strings, the completion ending with {IM_END}")
+        try:
+            answer = read_answer(completion.removesuffix(IM_END), "steps", registry)
+            if not isinstance(answer, Refusal):
+                validate(answer, registry)
+        except ProgramError as exc:
+            raise ValueError(f"{path}:{i}: the completion is not a valid plan: {exc}") from None
+        pairs.append((prompt, completion))
+    return pairs
+
+
+def train_from_traces(cfg: TrainConfig, registry: Registry, traces: Path, say: Callable[[str], None] = print) -> TrainReport:
+    """:func:`train` on the generated pairs plus self-play pairs (``banana planner train --from-traces FILE``)."""
+    global build_pairs
+    extra = selfplay_pairs(traces, registry)
+    say(f"{len(extra)} self-play pairs from {traces}")
+    generated = build_pairs
+
+    def with_selfplay(c: TrainConfig, r: Registry) -> list[tuple[str, str]]:
+        pairs = generated(c, r) + extra
+        random.Random(c.seed + 3).shuffle(pairs)
+        return pairs
+
+    build_pairs = with_selfplay
+    try:
+        return train(cfg, registry, say)
+    finally:
+        build_pairs = generated

@@ -1,0 +1,325 @@
+"""Self-play: Banana runs against itself where the right answer is known, and learns from the traces.
+
+Two kinds of play, both on the *training* sample photos only (``TRAIN_PHOTOS``; the others
+are held out for ``bench/router.py``):
+
+1. Routing play (:func:`route_tasks`, :func:`play_routes`): a photo crop is damaged in a known
+   way (an object pasted on, noise, blur, halved size); the clean crop is the reference. The
+   routed tool runs under the router in exploration mode (Thompson sampling); each attempt's
+   critique, latency and distance to the reference go into the traces, and the router learns.
+2. Planner play (:func:`play_plans`): a request from the generator's TRAIN templates (never the
+   held-out ones, never an evaluation set) on a photo; the gold program's result is the
+   reference. The planner samples K plans; each runs and is judged by the critic and by pixel
+   distance to the reference, so two programs that make the same picture both count. Accepted
+   plans and (failed plan + critique -> passing plan) pairs become training pairs (JSONL) for
+   ``banana planner train --from-traces``.
+
+Distances are relative to a pass line: ``distance <= 1`` means close enough to the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from pydantic import BaseModel
+
+from banana.agent.critic import Critique, critique
+from banana.agent.executor import Executor, ResultCache, RunResult
+from banana.agent.program import Program, ProgramError, ValidProgram, validate
+from banana.agent.router import Router, routing
+from banana.agent.samples import sample
+from banana.agent.traces import TraceStore, node_rows
+from banana.tools.registry import Registry
+from banana.tools.values import Image, Mask, Value
+
+TRAIN_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+HELDOUT_PHOTOS = ("motorcycle", "china", "flower", "grace_hopper")  # never played on: bench/router.py measures on these
+ROUTED_TOOLS = ("remove", "denoise", "sharpen", "upscale")
+PLAN_SIDE = 256  # planner play runs on pictures this big at most (speed; the reference sees the same picture)
+PLAN_MATCH = 0.03  # mean absolute difference (0..1) to the gold result that counts as "the same picture"
+
+
+# ---------------------------------------------------------------- routing play
+
+
+@dataclass
+class RouteTask:
+    """One routed tool call on a damaged crop whose clean original is known."""
+
+    tool: str
+    program: dict[str, Any]
+    inputs: dict[str, Value]
+    truth: np.ndarray  # the reference pixels (uint8)
+    region: np.ndarray  # bool: where the distance is measured
+    pass_line: float  # mean absolute difference (0..1) that is just good enough
+    note: str
+
+    def distance(self, out: Value | None) -> float | None:
+        """Distance to the reference relative to the pass line (<= 1 passes); None when there is no picture to compare."""
+        if not isinstance(out, Image) or out.pixels.shape != self.truth.shape:
+            return None
+        diff = np.abs(out.pixels.astype(np.float32) - self.truth.astype(np.float32)).mean(axis=2) / 255.0
+        return float(diff[self.region].mean() / self.pass_line)
+
+
+def _one(tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {"version": 1, "nodes": [{"id": "out", "tool": tool, "args": args}], "output": "$out"}
+
+
+def _mad(a: np.ndarray, b: np.ndarray, region: np.ndarray | None = None) -> float:
+    d = np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=2) / 255.0
+    return float(d[region].mean() if region is not None else d.mean())
+
+
+def _crop(photo: Image, rng: random.Random, side: int) -> np.ndarray:
+    h, w = photo.pixels.shape[:2]
+    side = min(side, h, w) // 2 * 2
+    y, x = rng.randrange(0, h - side + 1), rng.randrange(0, w - side + 1)
+    return np.ascontiguousarray(photo.pixels[y : y + side, x : x + side])
+
+
+def route_task(tool: str, photo: Image, rng: random.Random) -> RouteTask:
+    """A damaged crop of ``photo`` for ``tool``, with its clean original as the reference."""
+    clean = _crop(photo, rng, rng.choice([96, 128, 192, 256]))
+    h, w = clean.shape[:2]
+    if tool == "remove":
+        r = rng.choice([3, 5, 9, 14, 22, 32])
+        cy, cx = rng.randrange(r + 4, h - r - 4), rng.randrange(r + 4, w - r - 4)
+        disk = np.zeros((h, w), np.uint8)
+        cv2.circle(disk, (cx, cy), r, 1, -1)
+        damaged = clean.copy()
+        damaged[disk > 0] = rng.choice([(220, 30, 30), (30, 30, 30), (240, 240, 240), (40, 160, 60)])
+        region = cv2.dilate(disk, np.ones((5, 5), np.uint8)) > 0
+        base = _mad(damaged, clean, region)
+        return RouteTask(tool, _one("remove", {"image": "$input", "mask": "$input1"}),
+                         {"input": Image(damaged), "input1": Mask(disk.astype(np.float32))}, clean, region,
+                         max(0.04, 0.35 * base), f"disk r={r} on {h}x{w}")  # fmt: skip
+    if tool == "denoise":
+        sigma = rng.choice([3.0, 8.0, 15.0, 25.0, 40.0])
+        noisy = np.clip(clean + np.random.default_rng(rng.randrange(1 << 30)).normal(0, sigma, clean.shape), 0, 255).astype(np.uint8)
+        region = np.ones((h, w), bool)
+        return RouteTask(tool, _one("denoise", {"image": "$input", "amount": 0.5}), {"input": Image(noisy)}, clean, region,
+                         0.6 * _mad(noisy, clean), f"noise sigma={sigma:g} on {h}x{w}")  # fmt: skip
+    if tool == "sharpen":
+        blur, grain = rng.choice([0.8, 1.5, 2.5]), rng.choice([0.0, 0.0, 6.0, 12.0])
+        soft = cv2.GaussianBlur(clean.astype(np.float32), (0, 0), blur)
+        soft = soft + np.random.default_rng(rng.randrange(1 << 30)).normal(0, grain, soft.shape) if grain else soft
+        soft = np.clip(soft, 0, 255).astype(np.uint8)
+        return RouteTask(tool, _one("sharpen", {"image": "$input", "amount": 0.5}), {"input": Image(soft)}, clean,
+                         np.ones((h, w), bool), 0.95 * _mad(soft, clean), f"blur {blur:g} + grain {grain:g} on {h}x{w}")  # fmt: skip
+    if tool == "upscale":
+        small = cv2.resize(clean, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        naive = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        return RouteTask(tool, _one("upscale", {"image": "$input", "factor": 2}), {"input": Image(small)}, clean,
+                         np.ones((h, w), bool), _mad(naive, clean), f"x2 of {w // 2}x{h // 2} (pass line: bilinear)")  # fmt: skip
+    raise ValueError(f"no routing task for tool {tool!r}; known: {', '.join(ROUTED_TOOLS)}")
+
+
+def route_tasks(n: int, photos: tuple[str, ...] = TRAIN_PHOTOS, seed: int = 0, tools: tuple[str, ...] = ROUTED_TOOLS) -> list[RouteTask]:
+    rng = random.Random(seed)
+    pictures = {p: sample(p) for p in photos}
+    return [route_task(tools[i % len(tools)], pictures[rng.choice(photos)], rng) for i in range(n)]
+
+
+@dataclass
+class Played:
+    """One executed task: the implementation that ran, whether it passed, its latency and distance."""
+
+    impl: str
+    bucket: str
+    passed: bool
+    critic_passed: bool
+    distance: float | None
+    latency: float | None
+
+
+def run_task(task: RouteTask, registry: Registry, executor: Executor, store: TraceStore | None = None,
+             router: Router | None = None, source: str = "selfplay") -> Played:  # fmt: skip
+    """Run one task under whatever policy is installed; traces and the router learn from it."""
+    valid = validate(task.program, registry, inputs={k: v.type_name for k, v in task.inputs.items()})
+    run = executor.run(valid, task.inputs)
+    crit = critique(valid, run, task.inputs, registry, identity=False)
+    dist = task.distance(run.outputs.get(valid.output))
+    rows = node_rows(valid, run, crit, registry, source=source, request=task.note, distance=dist)
+    if store is not None:
+        store.add(rows)
+    if router is not None:
+        for r in rows:
+            if r.impl != "default":
+                router.observe(r.tool, r.impl, r.version, r.bucket, r.passed, r.latency, r.distance)
+    row = rows[0] if rows else None
+    ok = bool(row and row.passed) and dist is not None and dist <= 1.0
+    return Played(row.impl if row else "?", row.bucket if row else "", ok, bool(row and row.passed), dist, row.latency if row else None)
+
+
+def play_routes(tasks: list[RouteTask], registry: Registry, store: TraceStore, router: Router, deadline: float | None = None,
+                say: Callable[[str], None] = lambda _: None) -> list[Played]:  # fmt: skip
+    """Routing self-play: explore (Thompson sampling) on each task; every attempt is a trace the router learns from."""
+    explore, router.explore = router.explore, True
+    out = []
+    try:
+        with Executor(registry, cache=ResultCache(max_bytes=0)) as ex, routing(router):
+            for i, task in enumerate(tasks):
+                if deadline is not None and time.monotonic() > deadline:
+                    say(f"routing play: time is up after {i} tasks")
+                    break
+                p = run_task(task, registry, ex, store, router)
+                out.append(p)
+                say(f"route {i + 1}/{len(tasks)} {task.tool} [{p.bucket}] {task.note}: {p.impl} "
+                    f"{'pass' if p.passed else 'FAIL'} d={p.distance if p.distance is None else round(p.distance, 2)}")  # fmt: skip
+    finally:
+        router.explore = explore
+    return out
+
+
+# ---------------------------------------------------------------- planner play
+
+
+class PlanOutcome(BaseModel):
+    text: str
+    valid: bool
+    produced: bool = False
+    critic_passed: bool = False
+    distance: float | None = None  # mean absolute difference to the gold result (0..1)
+    lines: list[str] = []
+
+    @property
+    def accepted(self) -> bool:
+        return self.critic_passed and self.distance is not None and self.distance <= PLAN_MATCH
+
+
+class PlayRecord(BaseModel):
+    """One request played: what the planner proposed and how each proposal fared."""
+
+    instruction: str
+    gold: str
+    photo: str
+    family: str
+    outcomes: list[PlanOutcome]
+
+
+def shrink(image: Image, side: int = PLAN_SIDE) -> Image:
+    h, w = image.pixels.shape[:2]
+    s = min(1.0, side / max(h, w))
+    if s == 1.0:
+        return image
+    return Image(cv2.resize(image.pixels, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA))
+
+
+def _execute(program: Program, picture: Image, registry: Registry, executor: Executor,
+             request: str) -> tuple[ValidProgram, RunResult, Critique]:  # fmt: skip
+    valid = validate(program, registry, inputs={"input": "Image"})
+    run = executor.run(valid, {"input": picture})
+    return valid, run, critique(valid, run, {"input": picture}, registry, request=request)
+
+
+def play_request(instruction: str, gold_steps: str, photo: str, family: str, propose: Callable[[], list[str]], registry: Registry,
+                 executor: Executor, store: TraceStore | None = None) -> PlayRecord | None:  # fmt: skip
+    """Run the gold program (the reference), then each plan text ``propose()`` returns; None when the gold cannot run here.
+
+    (Generative requests need diffusion weights, open-vocabulary nouns a detector: those are skipped before the planner is asked.)
+    """
+    from banana.agent.planner.base import Refusal, read_answer
+
+    picture = shrink(sample(photo))
+    try:
+        gold = read_answer(gold_steps, "steps", registry)
+        if isinstance(gold, Refusal):
+            return None
+        _, gold_run, _ = _execute(gold, picture, registry, executor, instruction)
+    except Exception:  # needs weights, or an input this set-up refuses
+        return None
+    reference = gold_run.outputs.get(gold_run.output_id)
+    if not isinstance(reference, Image):
+        return None
+    outcomes = []
+    run_id = uuid.uuid4().hex
+    for text in propose():
+        try:
+            answer = read_answer(text, "steps", registry)
+            if isinstance(answer, Refusal):
+                outcomes.append(PlanOutcome(text=text, valid=True, lines=[f"refused: {answer.reason}"]))
+                continue
+            valid, run, crit = _execute(answer, picture, registry, executor, instruction)
+        except ProgramError as exc:
+            outcomes.append(PlanOutcome(text=text, valid=False, lines=[str(p) for p in exc.problems]))
+            continue
+        except Exception as exc:  # a plan that cannot run here (weights) is a failed plan, not a crash
+            outcomes.append(PlanOutcome(text=text, valid=True, lines=[f"could not run: {type(exc).__name__}: {exc}"]))
+            continue
+        out = run.outputs.get(valid.output)
+        dist = _mad(out.pixels, reference.pixels) if isinstance(out, Image) and out.pixels.shape == reference.pixels.shape else None
+        lines = crit.lines()
+        if dist is None or dist > PLAN_MATCH:
+            shown = "not comparable" if dist is None else f"mean difference {dist:.3f}"
+            lines.append(f"program: the result differs from the expected picture ({shown})")
+        outcomes.append(PlanOutcome(text=text, valid=True, produced=run.ok, critic_passed=crit.passed, distance=dist, lines=lines))
+        if store is not None:
+            store.add(node_rows(valid, run, crit, registry, source="selfplay-plan", request=instruction, run_id=run_id))
+    return PlayRecord(instruction=instruction, gold=gold_steps, photo=photo, family=family, outcomes=outcomes)
+
+
+def training_pairs(record: PlayRecord) -> list[dict[str, str]]:
+    """Accepted plans (the best one) and (failed plan + critique -> passing plan) repairs, as prompt/completion pairs.
+
+    The passing plan is the best accepted sample; when none passed, the gold program (the planner still
+    learns from its own mistake, with the critique it would see in the loop).
+    """
+    from banana.agent.planner.base import prompt_for
+    from banana.agent.planner.train import completion_for
+
+    accepted = sorted((o for o in record.outcomes if o.accepted), key=lambda o: (o.distance or 0.0, len(o.text)))
+    target, kind = (accepted[0].text, "accepted") if accepted else (record.gold, "gold")
+    pairs = []
+    if accepted:
+        pairs.append({"kind": "accepted", "prompt": prompt_for(record.instruction), "completion": completion_for(target)})
+    seen = set()
+    for o in record.outcomes:
+        if o.accepted or o.text in seen or not o.text.strip():
+            continue
+        seen.add(o.text)
+        prompt = prompt_for(record.instruction, o.text, o.lines[:6])
+        pairs.append({"kind": f"repair->{kind}", "prompt": prompt, "completion": completion_for(target)})
+    return pairs
+
+
+def play_plans(n: int, seed: int, k: int, planner: Any, registry: Registry, store: TraceStore | None, out: Path,
+               deadline: float | None = None, say: Callable[[str], None] = lambda _: None) -> list[PlayRecord]:  # fmt: skip
+    """Planner self-play on ``n`` TRAIN-template requests; appends training pairs to ``out`` (JSONL)."""
+    from banana.agent.planner.base import PlanRequest
+    from banana.agent.planner.data import Generator
+
+    examples = [e for e in Generator(seed, "train", registry).examples(n * 6) if not e.refusal and not e.heldout]
+    rng = random.Random(seed)
+    records: list[PlayRecord] = []
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with Executor(registry, cache=ResultCache(max_bytes=256 << 20)) as ex, out.open("a") as sink:
+        for i, ex_ in enumerate(examples):
+            if len(records) >= n:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                say(f"planner play: time is up after {len(records)} requests")
+                break
+            req = PlanRequest(instruction=ex_.instruction)
+
+            def propose(req: PlanRequest = req, i: int = i) -> list[str]:
+                return list(dict.fromkeys([planner.backend.generate(req), *planner.backend.sample(req, k=k, seed=seed * 1000 + i)]))
+
+            rec = play_request(ex_.instruction, ex_.steps, rng.choice(TRAIN_PHOTOS), ex_.family, propose, registry, ex, store)
+            if rec is None:
+                continue
+            records.append(rec)
+            for pair in training_pairs(rec):
+                sink.write(json.dumps({**pair, "instruction": rec.instruction, "family": rec.family}) + "\n")
+            sink.flush()
+            say(f"plan {len(records)}/{n} {ex_.instruction!r}: {sum(o.accepted for o in rec.outcomes)}/{len(rec.outcomes)} accepted")
+    return records

@@ -1,0 +1,115 @@
+"""Router benchmark: regret against an oracle on held-out contexts, pass rate learned vs fixed order, cost per choice.
+
+    python -m bench.router [--learn 96] [--test 64] [--seed 0] [--json out.json]
+
+1. Learn: routing self-play (Thompson exploration) on damaged crops of the TRAIN photos
+   (astronaut, coffee, chelsea, rocket) into a fresh traces file.
+2. Test: damaged crops of the HELD-OUT photos (motorcycle, china, flower, grace_hopper), never
+   played on. Every applicable implementation runs on every task (the oracle); the fixed cost
+   order's and the learned router's picks are read off the same call, so all three are judged
+   on identical results. Success = the node's hard checks pass and the result is within the
+   task's pass line of the clean original. Utility = success - latency_weight * log(1 + s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from banana.agent.executor import Executor, ResultCache
+from banana.agent.router import Router, routing
+from banana.agent.selfplay import HELDOUT_PHOTOS, TRAIN_PHOTOS, play_routes, route_tasks, run_task
+from banana.agent.traces import TraceStore
+from banana.experts.manager import Implementation, implementations
+from banana.tools.registry import default_registry
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return (0.0, 0.0)
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (round(c - h, 3), round(c + h, 3))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--learn", type=int, default=96, help="routing self-play tasks on the training photos")
+    ap.add_argument("--test", type=int, default=64, help="held-out tasks")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args()
+    reg = default_registry()
+    db = Path(tempfile.mkdtemp(prefix="bench-router-")) / "traces.sqlite"
+    store = TraceStore(db)
+    router = Router(seed=a.seed)
+    t0 = time.perf_counter()
+    played = play_routes(route_tasks(a.learn, TRAIN_PHOTOS, seed=a.seed), reg, store, router)
+    learn_s = time.perf_counter() - t0
+    print(f"learned from {len(played)} tasks in {learn_s:.0f} s; traces {db}")
+    learned = Router(store)  # exploitation, loaded back from the file as `banana edit` would
+
+    tasks = route_tasks(a.test, HELDOUT_PHOTOS, seed=a.seed + 1000)
+    rows: list[dict[str, Any]] = []
+    choice_ns: list[int] = []
+    with Executor(reg, cache=ResultCache(max_bytes=0)) as ex:
+        for task in tasks:
+            picks: dict[str, str] = {}
+            results: dict[str, dict[str, Any]] = {}
+            for impl in implementations(task.tool):
+
+                def force(tool: str, options: list[Implementation], costs: dict[str, float], bucket: str, name: str = impl.name,
+                          picks: dict[str, str] = picks) -> str | None:  # fmt: skip
+                    if not picks:
+                        picks["fixed"] = min(options, key=lambda o: costs[o.name]).name
+                        t = time.perf_counter_ns()
+                        picks["learned"] = learned(tool, options, costs, bucket) or picks["fixed"]
+                        choice_ns.append(time.perf_counter_ns() - t)
+                        picks["bucket"] = bucket
+                    return name if name in [o.name for o in options] else None
+
+                with routing(force):
+                    p = run_task(task, reg, ex)
+                if p.impl == impl.name:
+                    util = float(p.passed) - learned.latency_weight * math.log1p(p.latency or 0.0)
+                    results[impl.name] = {"passed": p.passed, "latency": p.latency, "distance": p.distance, "utility": util}
+            oracle = max(results, key=lambda n: results[n]["utility"])
+            rows.append({"tool": task.tool, "note": task.note, "bucket": picks["bucket"], "fixed": picks["fixed"],
+                         "learned": picks["learned"], "oracle": oracle, "results": results})  # fmt: skip
+            print(f"{task.tool:8s} {task.note:40s} fixed={picks['fixed']:16s} learned={picks['learned']:16s} oracle={oracle}", flush=True)
+
+    def summary(who: str, subset: list[dict[str, Any]]) -> dict[str, Any]:
+        got = [r["results"][r[who]] for r in subset]
+        best = [r["results"][r["oracle"]] for r in subset]
+        k = sum(g["passed"] for g in got)
+        regret = [b["utility"] - g["utility"] for g, b in zip(got, best, strict=True)]
+        dists = [g["distance"] for g in got if g["distance"] is not None]
+        return {"n": len(subset), "pass": k, "pass_rate": round(k / len(subset), 3), "pass_ci95": wilson(k, len(subset)),
+                "mean_regret": round(statistics.mean(regret), 4), "mean_distance": round(statistics.mean(dists), 3) if dists else None,
+                "median_latency_s": round(statistics.median(g["latency"] or 0.0 for g in got), 4)}  # fmt: skip
+
+    report: dict[str, Any] = {"learn_tasks": len(played), "learn_seconds": round(learn_s, 1), "test_tasks": len(rows),
+                              "train_photos": TRAIN_PHOTOS, "heldout_photos": HELDOUT_PHOTOS, "overall": {}, "per_tool": {},
+                              "router_choice_us": {"median": round(statistics.median(choice_ns) / 1000, 1),
+                                                   "max": round(max(choice_ns) / 1000, 1)},
+                              "rules": [r["rule"] for r in learned.rules() if r["chosen"]]}  # fmt: skip
+    for who in ("fixed", "learned", "oracle"):
+        report["overall"][who] = summary(who, rows)
+    for tool in sorted({r["tool"] for r in rows}):
+        sub = [r for r in rows if r["tool"] == tool]
+        report["per_tool"][tool] = {who: summary(who, sub) for who in ("fixed", "learned", "oracle")}
+    print(json.dumps(report, indent=1))
+    if a.json:
+        a.json.write_text(json.dumps({**report, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Self-play: routing tasks with known originals teach the router; planner play turns judged plans into training pairs."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from banana.agent.executor import Executor, ResultCache
+from banana.agent.planner.base import PlanRequest
+from banana.agent.planner.train import IM_END, selfplay_pairs
+from banana.agent.router import Router, routing
+from banana.agent.samples import sample
+from banana.agent.selfplay import HELDOUT_PHOTOS, TRAIN_PHOTOS, play_plans, play_request, play_routes, route_task, training_pairs
+from banana.agent.traces import TraceStore
+
+GOLD = "adjust contrast=0.7 warmth=0.4"
+
+
+def test_training_and_held_out_photos_do_not_overlap():
+    assert not set(TRAIN_PHOTOS) & set(HELDOUT_PHOTOS)
+
+
+def test_a_denoise_task_knows_its_original_and_the_router_learns_from_it(tmp_path, registry):
+    rng = random.Random(3)
+    tasks = [route_task("denoise", sample("coffee"), rng) for _ in range(4)]
+    task = tasks[0]
+    noisy = task.inputs["input"]
+    assert noisy.pixels.shape == task.truth.shape and not np.array_equal(noisy.pixels, task.truth)
+    assert task.distance(noisy) == pytest.approx(1 / 0.6, rel=1e-3), "the damaged input sits well past the pass line"
+    store = TraceStore(tmp_path / "t.sqlite")
+    router = Router(seed=0)
+    played = play_routes(tasks, registry, store, router)
+    assert len(played) == 4 and not router.explore, "exploration is switched off again after play"
+    rows = store.rows()
+    assert [r.tool for r in rows] == ["denoise"] * 4 and all(r.distance is not None and r.source == "selfplay" for r in rows)
+    assert {r.impl for r in rows} <= {"non-local-means", "bilateral"}
+    for p, r in zip(played, rows, strict=True):
+        assert p.passed == (r.passed and r.distance <= 1.0)
+    assert sum(a.attempts for a in router.arms.values()) == 4
+    assert Router(store).arms.keys() == router.arms.keys(), "what was learned is in the file"
+
+
+def test_unknown_tools_have_no_tasks():
+    with pytest.raises(ValueError, match="no routing task for tool 'blur'; known: remove, denoise, sharpen, upscale"):
+        route_task("blur", sample("coffee"), random.Random(0))
+
+
+def test_a_remove_task_measures_inside_the_hole(registry):
+    task = route_task("remove", sample("chelsea"), random.Random(1))
+    assert task.region.sum() < task.region.size / 4 and task.inputs["input1"].type_name == "Mask"
+    with Executor(registry, cache=ResultCache()) as ex, routing(lambda tool, options, costs, bucket: "patchmatch"):
+        from banana.agent.selfplay import run_task
+
+        p = run_task(task, registry, ex)
+    assert p.impl == "patchmatch" and p.distance is not None and p.distance < task.distance(task.inputs["input"])
+
+
+def test_plans_are_judged_by_their_result_and_become_pairs(tmp_path, registry):
+    texts = [GOLD, "adjust warmth=0.4 contrast=0.7", "adjust contrast=-0.7", "blurr amount=0.5"]
+    with Executor(registry, cache=ResultCache()) as ex:
+        store = TraceStore(tmp_path / "t.db")
+        rec = play_request("make it punchier and warmer", GOLD, "coffee", "tone", lambda: texts, registry, ex, store)
+    assert rec is not None
+    accepted = [o.accepted for o in rec.outcomes]
+    assert accepted == [True, True, False, False], "the same picture by another program counts; the opposite edit does not"
+    assert not rec.outcomes[3].valid and "blurr" in " ".join(rec.outcomes[3].lines)
+    assert any("differs from the expected picture" in line for line in rec.outcomes[2].lines)
+    pairs = training_pairs(rec)
+    assert [p["kind"] for p in pairs] == ["accepted", "repair->accepted", "repair->accepted"]
+    assert pairs[1]["prompt"].count("adjust contrast=-0.7") == 1 and all(p["completion"].endswith(IM_END) for p in pairs)
+    assert pairs[0]["completion"] in (GOLD + "\n" + IM_END, "adjust warmth=0.4 contrast=0.7\n" + IM_END)
+
+
+def test_a_request_the_set_up_cannot_run_is_skipped_before_the_planner_is_asked(registry):
+    asked = []
+    with Executor(registry, cache=ResultCache()) as ex:
+        gold = 'region position="left"\ninsert prompt="a dog"'
+        rec = play_request("add a dog", gold, "coffee", "insert", lambda: asked.append(1) or [], registry, ex)
+    assert rec is None and asked == []
+
+
+class Proposer:
+    """Test plumbing: a planner backend whose greedy answer is wrong and whose samples include the gold plan."""
+
+    def __init__(self, gold: dict[str, str]) -> None:
+        self.gold = gold
+
+    def generate(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> str:
+        return "adjust brightness=-0.9"
+
+    def sample(self, request: PlanRequest, k: int = 4, seed: int = 0, **_: object) -> list[str]:
+        return [self.gold[request.instruction]] * k
+
+
+def test_planner_play_writes_pairs_that_training_accepts(tmp_path, registry, monkeypatch):
+    from banana.agent.planner.data import Example, Generator
+
+    tone = [Example("make it warmer", "adjust warmth=0.5", "tone", ["t:1"]),
+            Example("add a cat", 'region position="left"\ninsert prompt="a cat"', "insert", ["t:3"]),
+            Example("more contrast", "adjust contrast=0.5", "tone", ["t:2"])]  # fmt: skip
+    monkeypatch.setattr(Generator, "examples", lambda self, n: tone)
+    planner = type("P", (), {"backend": Proposer({e.instruction: e.steps for e in tone})})()
+    out = tmp_path / "pairs.jsonl"
+    records = play_plans(2, 0, 2, planner, registry, None, out)
+    assert [r.instruction for r in records] == ["make it warmer", "more contrast"]
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["kind"] for x in lines] == ["accepted", "repair->accepted"] * 2
+    assert "adjust brightness=-0.9" in lines[1]["prompt"] and lines[1]["completion"] == "adjust warmth=0.5\n" + IM_END
+    pairs = selfplay_pairs(out, registry)
+    assert len(pairs) == 4 and pairs[0] == (lines[0]["prompt"], lines[0]["completion"])
+
+
+def test_damaged_pair_files_are_named_by_line(tmp_path, registry):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "p", "completion": "adjust warmth=0.5\n" + IM_END}) + "\n{oops\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: not a self-play pair"):
+        selfplay_pairs(bad, registry)
+    bad.write_text(json.dumps({"prompt": "p", "completion": "blurr amount=2\n" + IM_END}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: the completion is not a valid plan"):
+        selfplay_pairs(bad, registry)
+
+
+def test_cli_routing_play_only(tmp_path):
+    from typer.testing import CliRunner
+
+    from banana.agent.cli import app
+
+    db = tmp_path / "t.sqlite"
+    res = CliRunner().invoke(app, ["selfplay", "--minutes", "2", "--route-tasks", "4", "--requests", "0", "--traces", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["rounds"][0]["route_tasks"] == 4 and report["rounds"][0]["requests"] == 0
+    assert TraceStore(db).count() == 4
