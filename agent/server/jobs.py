@@ -117,8 +117,9 @@ class JobQueue:
             job.state = "done"
         except JobCancelled:
             job.state, job.error = "cancelled", ApiError(499, "the job was cancelled", "cancelled")
-        except ApiError as exc:
-            job.state, job.error = "failed", exc
+        except ApiError as exc:  # a run cut short by its cancel Event fails its nodes: it was cancelled, not failed
+            cut = job.cancel.is_set()
+            job.state, job.error = ("cancelled", ApiError(499, "the job was cancelled", "cancelled")) if cut else ("failed", exc)
         except Exception:  # a bug: logged here with its traceback, never sent to the client
             log.exception("job %s (%s) crashed", job.id, job.kind)
             message = f"internal error in job {job.id}; the server's log has the details"
