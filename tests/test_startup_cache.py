@@ -171,3 +171,20 @@ def test_plans_and_the_demo_picture_are_the_same_with_the_caches_absent_and_pres
     assert after.stdout == before.stdout
     a, b = (np.asarray(PILImage.open(tmp_path / f"{x}.png")) for x in ("absent", "present"))
     assert a.shape == b.shape and np.array_equal(a, b)
+
+
+HEAVY = ("torch", "transformers", "peft", "xgrammar")
+
+
+def test_run_and_tools_do_not_import_the_planner_stack(tmp_path: Path) -> None:
+    """`banana run` on a classical program and `banana tools` never pay for torch/transformers (the planner's imports)."""
+    program = tmp_path / "warm.json"
+    program.write_text(json.dumps({"version": 1, "nodes": [{"id": "warm", "tool": "adjust", "args": {"image": "$input", "warmth": 0.4}}],
+                                   "output": "$warm"}))
+    probe = ("import atexit, sys\n"
+             f"atexit.register(lambda: print('LOADED', [m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr))\n"
+             "from banana.agent.cli import main\nmain()\n")
+    for args in (["run", str(program), "-i", "sample:astronaut", "-o", str(tmp_path / "out.png"), "-q"], ["tools", "--json"]):
+        proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "LOADED []" in proc.stderr, (args[0], proc.stderr[-500:])
