@@ -193,8 +193,10 @@ class Journal:
         """After a crash: a running item whose output is in place is done; other running items run again."""
         recovered = 0
         with write_transaction(self.db) as c:
-            for item_id, spec in c.execute(f"SELECT id, spec FROM items WHERE status = 'running' AND id IN ({','.join('?' * len(ids))})",
-                                           ids).fetchall():
+            wanted = set(ids)
+            for item_id, spec in c.execute("SELECT id, spec FROM items WHERE status = 'running'").fetchall():
+                if item_id not in wanted:
+                    continue
                 item = Item.model_validate_json(spec)
                 if Path(item.output).is_file():
                     c.execute("UPDATE items SET status = 'done', finished = ?, result = ? WHERE id = ?",
@@ -207,9 +209,9 @@ class Journal:
         return recovered
 
     def pending(self, ids: list[str]) -> list[Item]:
-        rows = self.db.execute(f"SELECT spec FROM items WHERE status = 'pending' AND id IN ({','.join('?' * len(ids))}) ORDER BY pos",
-                               ids).fetchall()
-        return [Item.model_validate_json(r[0]) for r in rows]
+        wanted = set(ids)
+        rows = self.db.execute("SELECT id, spec FROM items WHERE status = 'pending' ORDER BY pos").fetchall()
+        return [Item.model_validate_json(spec) for item_id, spec in rows if item_id in wanted]
 
     def claim(self, item: Item) -> None:
         """Mark running; a stale output file (not made under this journal) is removed first."""
@@ -224,9 +226,12 @@ class Journal:
                       (status, result.get("error"), json.dumps(result), time.time(), item_id))
 
     def rows(self, ids: list[str]) -> list[dict[str, Any]]:
-        q = f"SELECT id, spec, status, attempts, error, result FROM items WHERE id IN ({','.join('?' * len(ids))}) ORDER BY pos"
+        wanted = set(ids)
         out = []
-        for item_id, spec, status, attempts, error, result in self.db.execute(q, ids).fetchall():
+        for item_id, spec, status, attempts, error, result in self.db.execute(
+                "SELECT id, spec, status, attempts, error, result FROM items ORDER BY pos").fetchall():
+            if item_id not in wanted:
+                continue
             item = Item.model_validate_json(spec)
             res = json.loads(result) if result else {}
             out.append({"id": item_id, "status": status, "input": item.input, "output": item.output if status == "done" else None,
@@ -332,7 +337,7 @@ class Worker:
                     "critique": _critique_summary(outcome.critique), "thumbs": thumbs,
                     "timings": {"load": round(t1 - t0, 4), "plan": round(outcome.plan_seconds, 4),
                                 "run": round(t2 - t1 - outcome.plan_seconds, 4), "total": round(time.perf_counter() - t0, 4)}}
-        except (TurnError, OSError, ValueError, KeyError, RuntimeError) as exc:
+        except Exception as exc:  # one item's failure, whatever it is, must not stop the batch
             error = str(exc) if isinstance(exc, TurnError) else f"{type(exc).__name__}: {exc}"
             return {"status": "failed", "pid": self.pid, "served": self.served, "error": error,
                     "timings": {"total": round(time.perf_counter() - t0, 4)}}
@@ -413,6 +418,8 @@ def _dispatch_local(items: list[Item], out: Path, workers: int, critic: bool, cl
                     result = fut.result()
                 except BrokenProcessPool as exc:
                     result = {"status": "failed", "error": f"the worker process died: {exc}"}
+                except Exception as exc:  # e.g. a result that cannot be pickled back
+                    result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
                 on_result(item, result)
 
 
