@@ -77,7 +77,7 @@ class LockedPlanner:
 
     def __init__(self, planner: Any) -> None:
         self._planner, self._lock = planner, threading.Lock()
-        self.backend = _LockedBackend(planner.backend, self._lock) if hasattr(planner, "backend") else None
+        self.backend = _LockedBackend(getattr(planner, "backend", None), self._lock)
 
     def plan(self, request: Any) -> Any:
         with self._lock:
@@ -87,9 +87,11 @@ class LockedPlanner:
 class _LockedBackend:
     def __init__(self, backend: Any, lock: threading.Lock) -> None:
         self._backend, self._lock = backend, lock
-        self.surface, self.name = backend.surface, backend.name
+        self.surface, self.name = getattr(backend, "surface", "json"), getattr(backend, "name", "none")
 
     def generate(self, *args: Any, **kwargs: Any) -> str:
+        if self._backend is None:
+            raise RuntimeError("this planner cannot re-plan")
         with self._lock:
             return self._backend.generate(*args, **kwargs)
 

@@ -4,6 +4,7 @@ undo/redo, before/after and download, on the server's session store and work que
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,9 @@ def build(engine: Engine) -> Any:
 
 def mount(app: FastAPI, engine: Engine) -> FastAPI:
     """Mount the page at ``/``; it may serve files only from the store's pictures folder."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the page calls no one
     import gradio as gr
 
+    theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])  # no web fonts to fetch
     return gr.mount_gradio_app(app, build(engine), path="", allowed_paths=[str(engine.store_root / "pictures")],
-                               footer_links=[], show_error=False, max_file_size=engine.config.max_upload_bytes)
+                               footer_links=[], show_error=False, max_file_size=engine.config.max_upload_bytes, theme=theme)
