@@ -115,7 +115,7 @@ def test_a_cached_file_that_does_not_load_is_rebuilt(use_cache: Path) -> None:
     assert model.config.vocab_size > 0
 
 
-def test_cached_grammar_equals_a_fresh_compile_and_damage_is_recompiled(use_cache: Path, registry) -> None:
+def test_the_grammar_from_the_cached_tokenizer_info_is_a_fresh_compile_and_damage_is_rebuilt(use_cache: Path, registry) -> None:
     import xgrammar as xgr
 
     from banana.agent.planner.embedded import compiled_grammar
@@ -125,19 +125,17 @@ def test_cached_grammar_equals_a_fresh_compile_and_damage_is_recompiled(use_cach
     tok, model, folder = load_planner(ADAPTER_DIR)
     text, stop, vocab = steps_grammar(registry), im_end_id(tok), model.config.vocab_size
     fresh = xgr.GrammarCompiler(xgr.TokenizerInfo.from_huggingface(tok, vocab_size=vocab, stop_token_ids=[stop])).compile_grammar(text)
-    first = compiled_grammar(tok, folder, vocab, stop, text)  # compiles and writes the cache
-    cached = compiled_grammar(tok, folder, vocab, stop, text)  # reads it
-    assert cached.serialize_json() == first.serialize_json() == fresh.serialize_json()
+    first = compiled_grammar(tok, folder, vocab, stop, text)  # builds the tokenizer info and writes it
     where = use_cache / "planner" / "grammar"
-    files = sorted(where.glob("*.json"))
-    assert [p.name.split("-")[0] for p in files] == ["grammar", "tokenizer"]
-    for p in files:
-        p.write_text('{"not": "a grammar"')
+    files = list(where.glob("tokenizer-*.json"))
+    assert len(files) == 1
     said: list[str] = []
+    cached = compiled_grammar(tok, folder, vocab, stop, text, said.append)  # reads it
+    assert said == [] and cached.serialize_json() == first.serialize_json() == fresh.serialize_json()
+    files[0].write_text('{"not": "a tokenizer"')
     again = compiled_grammar(tok, folder, vocab, stop, text, said.append)
-    assert again.serialize_json() == fresh.serialize_json() and len(said) == 2
-    assert compiled_grammar(tok, folder, vocab, stop, text + "\n").serialize_json() != ""  # another text: its own file
-    assert len(list(where.glob("grammar-*.json"))) == 2
+    assert again.serialize_json() == fresh.serialize_json() and len(said) == 1 and "rebuilding the damaged" in said[0]
+    assert xgr.TokenizerInfo.deserialize_json(files[0].read_text()).vocab_size == vocab  # rewritten whole
 
 
 INSTRUCTIONS = ["make it warmer", "blur the background behind the astronaut, then make it warmer", "flip it horizontally",
@@ -163,7 +161,7 @@ def test_plans_and_the_demo_picture_are_the_same_with_the_caches_absent_and_pres
         runs.append((plans, edit))
         if label == "absent":
             assert "merging the planner adapter" in plans.stderr
-            assert list((cache / "planner" / "grammar").glob("grammar-*.json"))
+            assert list((cache / "planner" / "grammar").glob("tokenizer-*.json"))
     (before, _), (after, _) = runs
     assert "merging" not in after.stdout + after.stderr  # the second process found everything cached
     lines = before.stdout.splitlines()
