@@ -402,25 +402,29 @@ def _dispatch_local(items: list[Item], out: Path, workers: int, critic: bool, cl
 
     ctx = mp.get_context("spawn")
     _one_thread()  # inherited by the spawned workers before they import numpy/torch
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local,
-                             initargs=(str(out), critic, os.getpid())) as pool:
-        queue = list(items)
-        running: dict[Future[dict[str, Any]], Item] = {}
-        while queue or running:
-            while queue and len(running) < workers:
-                item = queue.pop(0)
-                claim(item)
-                running[pool.submit(_run_local, item.model_dump_json())] = item
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done:
-                item = running.pop(fut)
-                try:
-                    result = fut.result()
-                except BrokenProcessPool as exc:
-                    result = {"status": "failed", "error": f"the worker process died: {exc}"}
-                except Exception as exc:  # e.g. a result that cannot be pickled back
-                    result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-                on_result(item, result)
+    queue = list(items)
+    while queue:  # a new pool after a worker crashed (a segfault in a native library): the rest go on
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local,
+                                 initargs=(str(out), critic, os.getpid())) as pool:
+            running: dict[Future[dict[str, Any]], Item] = {}
+            broken = False
+            while (queue and not broken) or running:
+                while queue and not broken and len(running) < workers:
+                    item = queue.pop(0)
+                    claim(item)
+                    running[pool.submit(_run_local, item.model_dump_json())] = item
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    item = running.pop(fut)
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        result = {"status": "failed", "error": "a worker process died while this item was running "
+                                                               "(this item or another one in flight crashed it)"}
+                    except Exception as exc:  # e.g. a result that cannot be pickled back
+                        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                    on_result(item, result)
 
 
 def _dispatch_ray(items: list[Item], out: Path, workers: int, critic: bool, claim: Callable[[Item], None],
