@@ -13,6 +13,7 @@ Cues are deliberately conservative: a request with no clear cue is not judged.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from banana.agent.describe import edit_nodes, mask_targets
 from banana.agent.program import ValidProgram, is_ref, ref_name
@@ -57,7 +58,63 @@ CLAUSES: dict[str, tuple[str, tuple[str, ...]]] = {  # a request word -> the ste
     "rotate": (r"rotate\w*|upside down", ("rotate", "flip", "straighten")),
     "border": (r"border|frame", ("border",)),
     "pixelate": (r"pixel+ate|pixeli[sz]e|censor", ("pixelate", "blur")),
+    "dehaze": (r"haze|hazy|dehaze|fog|foggy|misty", ("dehaze", "enhance")),
 }
+SUBJECT = re.compile(
+    r"\b(him|her|he|she|his|person|man|woman|guy|girl|boy|lady|face|skin|hair|the (?:cat|dog|subject|flowers?|cup|mug))\b", re.I
+)
+COLOUR_WORDS = ("white", "black", "grey", "gray", "red", "blue", "green", "yellow", "orange", "purple", "pink", "brown", "gold", "navy")
+ASPECTS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "4:5", "5:4", "21:9")
+
+
+def step_for(clause: str, text: str, registry: Registry) -> dict[str, Any] | None:
+    """The one global step a missing clause asks for, with the args its words give; None when it needs more than words."""
+    low = text.lower()
+    args: dict[str, Any] = {}
+    tool = {
+        "flip": "flip",
+        "rotate": "rotate",
+        "border": "border",
+        "sharpen": "sharpen",
+        "denoise": "denoise",
+        "dehaze": "dehaze",
+        "upscale": "upscale",
+        "crop": "crop",
+        "blur": "blur",
+    }.get(clause)
+    if tool is None or tool not in registry:
+        return None
+    if tool in ("blur", "sharpen", "denoise") and (OUTSIDE.search(text) or SUBJECT.search(text)):
+        return None  # a local edit needs a mask: that is a re-plan, not a fixed step
+    if tool == "flip":
+        args["direction"] = "vertical" if re.search(r"vertical|upside|top to bottom|bottom to top", low) else "horizontal"
+    elif tool == "rotate":
+        if re.search(r"upside down|180", low):
+            args["degrees"] = 180
+        elif re.search(r"counter|anti|\bleft\b", low):
+            args["degrees"] = 90
+        elif re.search(r"clockwise|\bright\b", low):
+            args["degrees"] = -90
+        else:
+            return None
+    elif tool == "border":
+        colour = next((c for c in COLOUR_WORDS if re.search(rf"\b{c}\b", low)), None)
+        if colour:
+            args["color"] = colour
+        px = re.search(r"(\d{1,3})\s*(?:px|pixels?)", low)
+        if px:
+            args["pixels"] = int(px.group(1))
+    elif tool == "upscale":
+        f = re.search(r"\b([234])\s*x\b|\bx\s*([234])\b", low)
+        args["factor"] = int(f.group(1) or f.group(2)) if f else 2
+    elif tool == "crop":
+        a = next((a for a in ASPECTS if a in low), "1:1" if "square" in low else None)
+        if a is None:
+            return None
+        args["aspect"] = a
+    return {"tool": tool, "args": args}
+
+
 CLAUSE_RES = {k: (re.compile(rf"\b({pattern})\b", re.I), tools) for k, (pattern, tools) in CLAUSES.items()}
 
 
@@ -147,26 +204,61 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
     # the opposite verb: "remove the blur" planned as a blur
     if NEGATED_BLUR.search(text) and "blur" in tools:
         n = next(n for n in edits if valid.program.node(n).tool == "blur")
+        swap = Fix(tool="sharpen") if "sharpen" in registry else None
         out.append(
             res(
                 "no blur when unblurring",
                 n,
                 False,
                 "the request asks to remove blur or sharpen, but the plan blurs: use sharpen (or enhance) instead of blur",
+                swap,
             )
         )
-    # a clause with no step
+    # a clause with no step: append it, or (when no step of the plan answers any clause) plan just the missing steps
+    missing, explained = [], set()
     for clause, (pattern, can_do) in CLAUSE_RES.items():
         if clause == "blur" and NEGATED_BLUR.search(text):
             continue
         m = pattern.search(text)
-        if m and not tools.intersection(can_do) and any(t in registry for t in can_do):
+        if not m:
+            continue
+        explained.update(can_do)
+        if not tools.intersection(can_do) and any(t in registry for t in can_do):
+            missing.append((clause, m.group(0), can_do))
+    if missing:
+        steps, planned = [], set(tools)
+        for clause, _, can_do in missing:
+            if planned.intersection(can_do):  # an earlier added step answers this clause too ("flip it upside down")
+                continue
+            step = step_for(clause, text, registry)
+            steps.append(step)
+            planned.add(step["tool"] if step else clause)
+        fix = None
+        if all(steps):
+            unexplained = not tools.intersection(explained)
+            fix = Fix(replace=steps) if unexplained else Fix(append=steps)  # type: ignore[arg-type]
+        for i, (_, word, can_do) in enumerate(missing):
             out.append(
                 res(
-                    f"clause '{m.group(0).lower()}' planned",
+                    f"clause '{word.lower()}' planned",
                     "",
                     False,
-                    f"the request says '{m.group(0)}' but no step does it: add a {can_do[0]} step",
+                    f"the request says '{word}' but no step does it: add a {can_do[0]} step",
+                    fix if i == 0 else None,
                 )
             )
+    # reversed scope the other way: "make him warmer" planned on everything except him
+    if not OUTSIDE.search(text) and SUBJECT.search(text):
+        for n in edits:
+            t = _mask_target(valid, n, targets)
+            if t and t.startswith("not ") and valid.program.node(n).tool != "replace_background":
+                out.append(
+                    res(
+                        "edit is on the subject",
+                        n,
+                        False,
+                        f"the request edits the subject itself, but {n!r} edits everything except the {t[4:]}: invert the mask",
+                        Fix(invert_mask=True),
+                    )
+                )
     return out

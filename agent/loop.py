@@ -114,18 +114,46 @@ class LoopResult:
         )
 
 
-def fix_program(program: Program, result: CheckResult) -> Program | None:
+def _chain(steps: list[dict[str, Any]], start: str, taken: set[str]) -> list[dict[str, Any]]:
+    """Steps as nodes, each on the previous picture, with fresh ids."""
+    nodes, image = [], start
+    for i, step in enumerate(steps):
+        nid = f"fix{i}"
+        while nid in taken:
+            nid += "_"
+        taken.add(nid)
+        nodes.append({"id": nid, "tool": step["tool"], "args": {"image": image, **step.get("args", {})}})
+        image = f"${nid}"
+    return nodes
+
+
+def fix_program(program: Program, result: CheckResult, registry: Registry | None = None) -> Program | None:
     """The program with one failing check's local fix applied (None when it has none)."""
     fix = result.fix
-    if fix is None or not result.node:
+    if fix is None:
         return None
     data = program.model_dump()
+    taken = {n["id"] for n in data["nodes"]}
+    if fix.replace:
+        nodes = _chain(fix.replace, "$input", taken)
+        return Program.model_validate({"version": 1, "nodes": nodes, "output": f"${nodes[-1]['id']}"})
+    if fix.append:
+        nodes = _chain(fix.append, data["output"], taken)
+        return Program.model_validate({**data, "nodes": data["nodes"] + nodes, "output": f"${nodes[-1]['id']}"})
+    if not result.node:
+        return None
     nodes = {n["id"]: n for n in data["nodes"]}
     node = nodes.get(result.node)
     if node is None:
         return None
     if fix.args:
         node["args"].update(fix.args)
+    if fix.tool:
+        if registry is None or fix.tool not in registry:
+            return None
+        spec = registry.get(fix.tool)
+        node["tool"] = fix.tool
+        node["args"] = {k: v for k, v in node["args"].items() if k in spec.inputs or k in spec.arg_names}
     if fix.invert_mask:
         ref = node["args"].get("mask")
         if not is_ref(ref):
@@ -259,7 +287,9 @@ def run_loop(
         current = Program.model_validate(best.program)
         nxt, how = None, ""
         for r in best.critique.hard_failures:
-            fixed = fix_program(current, r)
+            if r.fix is not None and r.fix.append and not best.produced:  # nothing to append to: the plan's own steps failed
+                r = r.model_copy(update={"fix": r.fix.model_copy(update={"replace": r.fix.append, "append": []})})
+            fixed = fix_program(current, r, registry)
             if fixed is not None and program_key(fixed) not in tried:
                 nxt, how = fixed, f"local fix: {r.check} at {r.node!r}"
                 emit("local_fix", f"{r.check} at {r.node!r}: {r.advice}")

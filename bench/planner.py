@@ -58,9 +58,14 @@ def main() -> None:
     ap.add_argument("--server-url", default=None)
     ap.add_argument("--out", type=Path, default=HERE / "results.json", help="per-case results")
     ap.add_argument("--only", default="", help="comma-separated parts of set names to run, e.g. v2")
+    ap.add_argument("--rerank", type=int, default=0, help="rerank the greedy plan and this many samples by intent (agent/rerank.py)")
     args = ap.parse_args()
     registry = default_registry()
     planner = make_planner(registry, args.backend, args.server_url, say=print)
+    if args.rerank:
+        from banana.agent.rerank import RerankingPlanner
+
+        planner = RerankingPlanner(planner, k=args.rerank)
     sets = {"hand-written v1 (93)": load_cases(HERE / "handwritten.jsonl"),
             "hand-written v2, blind (60)": load_cases(HERE / "handwritten_v2.jsonl"),
             "hand-written v3, blind (60)": load_cases(HERE / "handwritten_v3.jsonl"),

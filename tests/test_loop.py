@@ -122,6 +122,18 @@ def test_one_pass_runs_no_checks(registry, executor, astronaut):
     assert result.critique.description == "change the tone of the person, brightness -0.5"
 
 
+def test_local_fixes_swap_the_opposite_tool_and_plan_a_missing_step(registry, executor, photos):
+    cat = photos["chelsea"]
+    blur = {"version": 1, "nodes": [{"id": "out", "tool": "blur", "args": {"image": "$input", "amount": 0.3}}], "output": "$out"}
+    result = run_loop("sharpen this blurry photo", {"input": cat}, Planner(Scripted([blur]), registry), executor, registry)
+    assert result.passed and [n.tool for n in result.program.nodes] == ["sharpen"]
+    assert result.attempts[1].how == "local fix: no blur when unblurring at 'out'"
+    crop = {"version": 1, "nodes": [{"id": "out", "tool": "crop", "args": {"image": "$input", "aspect": "9:16"}}], "output": "$out"}
+    result = run_loop("flip it upside down", {"input": cat}, Planner(Scripted([crop]), registry), executor, registry)
+    assert result.passed and [(n.tool, n.args.get("direction")) for n in result.program.nodes] == [("flip", "vertical")]
+    assert np.array_equal(result.image.pixels, cat.pixels[::-1])
+
+
 def test_fix_program_inverts_or_drops_an_invert():
     p = parse_program(darken("$person"))
     fixed = fix_program(p, CheckResult(check="c", kind="intent", node="out", value=1, threshold=0, passed=False, fix=Fix(invert_mask=True)))

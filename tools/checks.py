@@ -27,10 +27,19 @@ CheckKind = Literal["keep", "follow", "quality", "mask", "intent"]
 
 
 class Fix(BaseModel):
-    """A local repair the loop can try without re-planning: new args for the node, or its mask inverted."""
+    """A local repair the loop can try without re-planning, one step along a check's advice.
+
+    New args for the node; its mask inverted; another tool in its place (compatible args kept);
+    a step appended after the program's output; or (when no step of the plan is explained by the
+    request) the plan replaced by steps on the input. Steps are ``{"tool": ..., "args": {...}}``
+    without the image port, which the loop wires.
+    """
 
     args: dict[str, Any] = Field(default_factory=dict)
     invert_mask: bool = False
+    tool: str | None = None
+    append: list[dict[str, Any]] = Field(default_factory=list)
+    replace: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class CheckResult(BaseModel):
