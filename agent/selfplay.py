@@ -46,6 +46,7 @@ HELDOUT_PHOTOS = ("motorcycle", "china", "flower", "grace_hopper")  # never play
 ROUTED_TOOLS = ("remove", "denoise", "sharpen", "upscale")
 PLAN_SIDE = 256  # planner play runs on pictures this big at most (speed; the reference sees the same picture)
 PLAN_MATCH = 0.03  # mean absolute difference (0..1) to the gold result that counts as "the same picture"
+NO_OP = 0.004  # a gold result closer than this to the input teaches nothing (e.g. "pixelate the faces" on a cat)
 
 
 # ---------------------------------------------------------------- routing play
@@ -188,7 +189,7 @@ class PlanOutcome(BaseModel):
     text: str
     valid: bool
     produced: bool = False
-    critic_passed: bool = False
+    critic_passed: bool = False  # no hard check fails that the gold program's own result does not also fail
     distance: float | None = None  # mean absolute difference to the gold result (0..1)
     lines: list[str] = []
 
@@ -235,12 +236,15 @@ def play_request(instruction: str, gold_steps: str, photo: str, family: str, pro
         gold = read_answer(gold_steps, "steps", registry)
         if isinstance(gold, Refusal):
             return None
-        _, gold_run, _ = _execute(gold, picture, registry, executor, instruction)
+        _, gold_run, gold_crit = _execute(gold, picture, registry, executor, instruction)
     except Exception:  # needs weights, or an input this set-up refuses
         return None
     reference = gold_run.outputs.get(gold_run.output_id)
     if not isinstance(reference, Image):
         return None
+    if reference.pixels.shape == picture.pixels.shape and _mad(reference.pixels, picture.pixels) < NO_OP:
+        return None  # the gold program changes (almost) nothing on this photo: any plan that does nothing would "match"
+    excused = {r.check for r in gold_crit.hard_failures}  # the critic is wrong about the gold itself here: do not hold it against a plan
     outcomes = []
     run_id = uuid.uuid4().hex
     for text in propose():
@@ -262,7 +266,8 @@ def play_request(instruction: str, gold_steps: str, photo: str, family: str, pro
         if dist is None or dist > PLAN_MATCH:
             shown = "not comparable" if dist is None else f"mean difference {dist:.3f}"
             lines.append(f"program: the result differs from the expected picture ({shown})")
-        outcomes.append(PlanOutcome(text=text, valid=True, produced=run.ok, critic_passed=crit.passed, distance=dist, lines=lines))
+        judged = all(r.check in excused for r in crit.hard_failures)
+        outcomes.append(PlanOutcome(text=text, valid=True, produced=run.ok, critic_passed=judged, distance=dist, lines=lines))
         if store is not None:
             store.add(node_rows(valid, run, crit, registry, source="selfplay-plan", request=instruction, run_id=run_id))
     return PlayRecord(instruction=instruction, gold=gold_steps, photo=photo, family=family, outcomes=outcomes)
@@ -284,7 +289,7 @@ def training_pairs(record: PlayRecord) -> list[dict[str, str]]:
         pairs.append({"kind": "accepted", "prompt": prompt_for(record.instruction), "completion": completion_for(target)})
     seen = set()
     for o in record.outcomes:
-        if o.accepted or o.text in seen or not o.text.strip():
+        if o.accepted or o.text in seen or not o.text.strip() or o.text.strip() == target.strip():
             continue
         seen.add(o.text)
         prompt = prompt_for(record.instruction, o.text, o.lines[:6])

@@ -134,3 +134,9 @@ def test_cli_routing_play_only(tmp_path):
     report = json.loads(res.stdout)
     assert report["rounds"][0]["route_tasks"] == 4 and report["rounds"][0]["requests"] == 0
     assert TraceStore(db).count() == 4
+
+
+def test_a_gold_program_that_changes_nothing_here_teaches_nothing(registry):
+    with Executor(registry, cache=ResultCache()) as ex:
+        rec = play_request("a touch brighter", "adjust brightness=0.01", "coffee", "tone", lambda: ["adjust contrast=0.01"], registry, ex)
+    assert rec is None, "the reference is (almost) the input: a plan that does nothing would match it"
