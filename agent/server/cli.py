@@ -34,6 +34,7 @@ def serve_cmd(
     preload: Annotated[bool, typer.Option(help="load the planner before taking requests")] = True,
     web: Annotated[bool, typer.Option(help="the Gradio page at /")] = True,
     critic: Annotated[bool, typer.Option(help="judge each edit with the critic and fix what fails")] = True,
+    cache_mb: Annotated[float, typer.Option(help="the executor's in-memory result cache, MB (0: none)")] = 1024,
     grace: Annotated[float, typer.Option(help="seconds running jobs get at shutdown before they are cancelled")] = 30.0,
 ) -> None:
     """Serve the API (OpenAI-compatible POST /v1/images/edits; sessions, plans, programs under /v1; docs at /docs) and the web page."""
@@ -50,7 +51,8 @@ def serve_cmd(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig(store=store, workers=workers, queue=queue, max_upload_bytes=int(max_upload_mb * 2**20),
                           max_request_bytes=int(max_upload_mb * 2**20 * max_files + 2**20), max_files=max_files,
-                          max_pixels=int(max_megapixels * 1e6), preload=preload, web=web, critic=critic, grace=grace, api_key=key)
+                          max_pixels=int(max_megapixels * 1e6), preload=preload, web=web, critic=critic, grace=grace, api_key=key,
+                          cache_mb=cache_mb)
     app = create_app(config)
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=int(grace) + 1 if grace else None, log_level="info",
                 server_header=False)

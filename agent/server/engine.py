@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from banana.agent.executor import Executor, NodeEvent, RunResult
+from banana.agent.executor import Executor, NodeEvent, ResultCache, RunResult
 from banana.agent.program import ValidProgram
 from banana.agent.server.jobs import Job, JobQueue
 from banana.agent.sessions import Store
@@ -43,6 +43,7 @@ class ServerConfig(BaseModel):
     max_pixels: int = Field(default=25_000_000, ge=1, description="per uploaded picture (checked from its header)")
     max_side: int = Field(default=8192, ge=1)
     critic: bool = True
+    cache_mb: float = Field(default=1024, ge=0, description="the executor's in-memory result cache (LRU), MB; 0 = none")
     preload: bool = Field(default=False, description="load the planner at start, not on the first instruction")
     web: bool = Field(default=True, description="mount the Gradio page at /")
     grace: float = Field(default=30.0, ge=0, description="seconds running jobs get to finish at shutdown before they are cancelled")
@@ -108,9 +109,10 @@ class Engine:
         self.registry = registry or default_registry()
         self._context = _Context()
         factory = planner_factory or self._default_planner
-        self.agent = Agent(self.registry, planner_factory=lambda: LockedPlanner(factory()), critic=config.critic)
+        cache = ResultCache(max_bytes=int(config.cache_mb * 2**20))
+        self.agent = Agent(self.registry, planner_factory=lambda: LockedPlanner(factory()), critic=config.critic, cache=cache)
         self.agent.executor.close()
-        self.agent.executor = JobExecutor(self.registry, cache=self.agent.executor.cache, context=self._context)
+        self.agent.executor = JobExecutor(self.registry, cache=cache, context=self._context)
         self.store_root = Store(config.store).root  # creates the folder and schema once, in this thread
         self._stores: list[Store] = []
         self._local = threading.local()
