@@ -9,6 +9,7 @@
    order's and the learned router's picks are read off the same call, so all three are judged
    on identical results. Success = the node's hard checks pass and the result is within the
    task's pass line of the clean original. Utility = success - latency_weight * log(1 + s).
+   ``critic_pass_rate`` is what the loop alone sees (hard checks only, no reference).
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def main() -> None:
                     p = run_task(task, reg, ex)
                 if p.impl == impl.name:
                     util = float(p.passed) - learned.latency_weight * math.log1p(p.latency or 0.0)
-                    results[impl.name] = {"passed": p.passed, "latency": p.latency, "distance": p.distance, "utility": util}
+                    results[impl.name] = {"passed": p.passed, "critic": p.critic_passed, "latency": p.latency, "distance": p.distance,
+                                          "utility": util}  # fmt: skip
             oracle = max(results, key=lambda n: results[n]["utility"])
             rows.append({"tool": task.tool, "note": task.note, "bucket": picks["bucket"], "fixed": picks["fixed"],
                          "learned": picks["learned"], "oracle": oracle, "results": results})  # fmt: skip
@@ -90,9 +92,11 @@ def main() -> None:
         got = [r["results"][r[who]] for r in subset]
         best = [r["results"][r["oracle"]] for r in subset]
         k = sum(g["passed"] for g in got)
+        c = sum(g["critic"] for g in got)
         regret = [b["utility"] - g["utility"] for g, b in zip(got, best, strict=True)]
         dists = [g["distance"] for g in got if g["distance"] is not None]
         return {"n": len(subset), "pass": k, "pass_rate": round(k / len(subset), 3), "pass_ci95": wilson(k, len(subset)),
+                "critic_pass_rate": round(c / len(subset), 3),
                 "mean_regret": round(statistics.mean(regret), 4), "mean_distance": round(statistics.mean(dists), 3) if dists else None,
                 "median_latency_s": round(statistics.median(g["latency"] or 0.0 for g in got), 4)}  # fmt: skip
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["HF_HUB_OFFLINE"] = "1"  # forced, not defaulted: no test may reach a model hub
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# Hermetic routing: `banana edit` records traces and routes with what they teach; tests must not read or
+# grow the user's ~/.cache/banana/traces.sqlite (a self-play run there would change which expert tests get).
+os.environ["BANANA_TRACES"] = os.path.join(tempfile.mkdtemp(prefix="banana-test-traces-"), "traces.sqlite")
 
 import pytest
 

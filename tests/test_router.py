@@ -114,3 +114,40 @@ def test_cli_prints_stats_and_rules_as_json(tmp_path):
     assert "careful (4/4 pass, 0.50 s)" in table.stdout
     bad = runner.invoke(app, ["traces", "stats", "--traces", str(tmp_path)])
     assert bad.exit_code == 2 and "is a folder, not a database file" in bad.output
+
+
+class OnePlan:
+    """Test plumbing: a planner backend that always answers with the same steps."""
+
+    name = "one-plan"
+    surface = "steps"
+
+    def generate(self, request, previous: str = "", problems: list[str] | None = None) -> str:
+        return "denoise amount=0.5"
+
+
+def test_edits_record_every_attempt_and_route_with_what_the_traces_teach(tmp_path, registry, photos):
+    from banana.agent.executor import Executor, ResultCache
+    from banana.agent.loop import run_loop
+    from banana.agent.planner.base import Planner
+    from banana.agent.router_cli import learned
+
+    picture = Image(np.ascontiguousarray(photos["coffee"].pixels[:120, :160]))
+    db = tmp_path / "t.sqlite"
+    planner = Planner(OnePlan(), registry)
+    with learned(db, "clean it") as record, Executor(registry, cache=ResultCache()) as ex:
+        first = run_loop("clean it", {"input": picture}, planner, ex, registry, on_attempt=record)
+    rows = TraceStore(db).rows()
+    assert [(r.tool, r.impl, r.source, r.request) for r in rows] == [("denoise", "non-local-means", "edit", "clean it")]
+    assert first.run.outputs[first.valid.output].meta["route"]["policy"] == "cost"
+    bucket = rows[0].bucket
+    store = TraceStore(db)
+    for _ in range(3):  # what self-play would have taught: bilateral passes here, non-local means does not
+        store.add([TraceRow(run_id="sp", node="n", tool="denoise", impl=impl, bucket=bucket, passed=ok, outcome="ok", latency=lat)
+                   for impl, ok, lat in (("bilateral", True, 0.01), ("non-local-means", False, 0.2))])
+    with learned(db, "clean it") as record, Executor(registry, cache=ResultCache()) as ex:
+        second = run_loop("clean it", {"input": picture}, planner, ex, registry, on_attempt=record)
+    route = second.run.outputs[second.valid.output].meta["route"]
+    assert (route["expert"], route["policy"]) == ("bilateral", "router")
+    assert TraceStore(db).count() == 8
+    assert choose("denoise", image=picture)[0].name == "non-local-means", "the fixed order is back after the edit"
