@@ -11,7 +11,8 @@ After the first attempt, while some hard check fails and the budget lasts:
    that node and what depends on it;
 2. a *re-plan*: the planner sees its previous plan and the critique's lines, as it sees the
    validator's messages (at most ``budget.replans`` times);
-3. the next sampled candidate plan, when the planner offered several.
+3. candidate plans: those given, then (once) ``samples`` plans sampled under the grammar with
+   the critique in the prompt, kept when they pass the intent checks, reranked (agent/rerank.py).
 It stops when every hard check passes, when the budget (attempts, seconds) is spent, when
 two attempts in a row bring no strict improvement, or when nothing new is left to try.
 The answer is always the best attempt seen by the critique's score, so never worse than
@@ -211,11 +212,13 @@ def run_loop(
     candidates: list[Program] | None = None,
     first: Program | None = None,
     on_attempt: Callable[[ValidProgram, RunResult, Critique], None] | None = None,
+    samples: int = 4,
 ) -> LoopResult:
     """Plan, run, critique and repair (see the module docstring). ``critic=False``: one pass, still judged.
 
     ``candidates``: other plans to fall back on (e.g. reranked samples); ``first``: skip planning
-    and start from this program. ``on_attempt``: called with every run and its critique (traces).
+    and start from this program; ``samples``: plans sampled (once) when nothing else is left.
+    ``on_attempt``: called with every run and its critique (traces).
     Planning errors (:class:`PlanningError`) propagate.
     """
     budget = budget or Budget()
@@ -275,7 +278,7 @@ def run_loop(
     queue = [p for p in candidates or [] if program_key(p) != program_key(first)]
     tried = {program_key(first)}
     best = attempt(first, "plan")
-    last_text, replans, stale = first_text, 0, 0
+    last_text, replans, stale, sampled = first_text, 0, 0, False
     stopped = "single pass" if not critic else ("passed" if best.critique.passed else "")
     while critic and not result.attempts[best.index].critique.passed:
         if len(result.attempts) >= budget.attempts:
@@ -306,6 +309,23 @@ def run_loop(
                 break
             if p is not None and program_key(p) not in tried:
                 nxt, how = p, f"re-plan {replans}"
+        if nxt is None and not queue and not sampled and samples and getattr(planner.backend, "sample", None) is not None:
+            sampled = True  # once: constrained samples with the critique in the prompt, reranked by intent
+            from banana.agent.rerank import propose, rerank
+
+            lines = best.critique.lines()
+            try:
+                found = rerank(
+                    req,
+                    propose(planner, req, samples, previous=surface_text(current, planner, registry), problems=lines),
+                    planner,
+                    registry,
+                )
+            except Exception as exc:  # sampling is a bonus: a failure ends it, not the loop
+                emit("replan", f"sampling failed: {type(exc).__name__}: {exc}")
+                found = []
+            queue += [c.program for c in found if program_key(c.program) not in tried and c.intent_failures == 0]
+            emit("replan", f"sampled {samples} plan(s): {len(queue)} new one(s) agree with the request")
         if nxt is None and queue:
             nxt = queue.pop(0)
             how = f"candidate {len(tried) + 1}"
