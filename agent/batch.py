@@ -412,7 +412,13 @@ def _dispatch_local(items: list[Item], out: Path, workers: int, critic: bool, cl
                 while queue and not broken and len(running) < workers:
                     item = queue.pop(0)
                     claim(item)
-                    running[pool.submit(_run_local, item.model_dump_json())] = item
+                    try:
+                        running[pool.submit(_run_local, item.model_dump_json())] = item
+                    except BrokenProcessPool:  # a worker died between items: this one goes to the next pool
+                        queue.insert(0, item)
+                        broken = True
+                if not running:
+                    break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     item = running.pop(fut)

@@ -167,3 +167,30 @@ def test_ray_engine_runs_the_same_job_on_actors(job: Path, tmp_path: Path) -> No
 def test_item_spec_hash_changes_with_the_instruction() -> None:
     a = Item(id="a", job="a", input="x.png", output="o/a.png", instruction="blur")
     assert a.spec_hash() != a.model_copy(update={"instruction": "crop"}).spec_hash()
+
+
+def test_a_worker_that_dies_fails_only_the_item_in_flight(tmp_path: Path) -> None:
+    import threading
+
+    psutil = pytest.importorskip("psutil")
+    (tmp_path / "warm.json").write_text(json.dumps(WARM))
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"id": f"i{k}", "input": f"sample:{n}", "program": "warm.json"}) + "\n"
+                                for k, n in enumerate(["coffee", "chelsea", "astronaut", "china", "flower", "grace_hopper"])))
+    out = tmp_path / "out"
+    reports = []
+    thread = threading.Thread(target=lambda: reports.append(run_batch(manifest, out, workers=1)))
+    thread.start()
+    deadline = time.time() + 120
+    while _done(out) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    workers = [p for p in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(p.cmdline())]
+    assert workers
+    for p in workers:
+        p.kill()  # as a segfault in a native library would
+    thread.join(timeout=180)
+    (report,) = reports
+    rows = [json.loads(line) for line in (out / "summary.jsonl").read_text().splitlines()]
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert report.total == 6 and len(failed) <= 1 and report.done == 6 - len(failed)
+    assert all("a worker process died" in r["error"] for r in failed)
