@@ -209,3 +209,15 @@ def test_chat_script_with_the_embedded_planner(tmp_path: Path) -> None:
     with Store(tmp_path / "store") as store:
         turns = store.turns(store.sessions()[0])
         assert [t.meta.get("op") for t in turns[1:]] == ["append", "scale", "append"]
+
+
+def test_the_multiturn_bench_replays_undo_and_redo_like_a_chat() -> None:
+    from bench.sessions import replay
+
+    planner = TablePlanner()
+    got = replay(["make it warmer", "stronger", "undo that", "undo that", "redo", "crop it square", "redo"],
+                 lambda t: planner.plan(t).program, REG)
+    want = ["adjust warmth=0.4", "adjust warmth=0.6", "adjust warmth=0.4", None, "adjust warmth=0.4",
+            'adjust warmth=0.4 | crop aspect="1:1"', 'adjust warmth=0.4 | crop aspect="1:1"']
+    assert [None if p is None else canonical(p, REG) for p, _ in got] == [None if w is None else canonical(steps(w), REG) for w in want]
+    assert [note for _, note in got] == [""] * 7
