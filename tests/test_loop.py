@@ -157,3 +157,23 @@ def test_the_real_planner_in_the_loop(registry, executor, astronaut):
     assert result.image is not None and result.critique is not None
     assert result.passed, result.explain()
     assert any(n.tool == "blur" for n in result.program.nodes)
+
+
+def test_edit_says_what_could_not_be_done_and_exits_1(registry, astronaut, tmp_path, capsys):
+    import typer
+
+    from banana.agent.loop_cli import edit_with_loop
+
+    worse = {
+        "version": 1,
+        "nodes": [{"id": "out", "tool": "adjust", "args": {"image": "$input", "brightness": -1.0, "contrast": -1.0}}],
+        "output": "$out",
+    }
+    out = tmp_path / "o.png"
+    with pytest.raises(typer.Exit) as err:
+        edit_with_loop(registry, Planner(Scripted([worse]), registry), astronaut, PlanRequest(instruction="darken it"), out, quiet=True)
+    assert err.value.exit_code == 1 and out.is_file()  # the best result is still written
+    assert "not done" in capsys.readouterr().err
+    good = {"version": 1, "nodes": [{"id": "out", "tool": "adjust", "args": {"image": "$input", "brightness": -0.3}}], "output": "$out"}
+    result = edit_with_loop(registry, Planner(Scripted([good]), registry), astronaut, PlanRequest(instruction="darken it"), out, quiet=True)
+    assert result.passed
