@@ -85,6 +85,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests-1", type=int, default=100)
     ap.add_argument("--requests-8", type=int, default=400)
+    ap.add_argument("--more", type=int, default=500, help="then this many more (8 clients), to see whether memory keeps growing")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     png = picture()
@@ -118,6 +119,9 @@ def main() -> None:
             eight = load(base, png, 8, args.requests_8, 10 + args.requests_1)
             done = 10 + one["requests"] + eight["requests"]
             rss_end = rss_mb(proc.pid)
+            more = load(base, png, 8, args.more, done) if args.more else {"requests": 0}
+            done_more = done + more["requests"]
+            rss_more = rss_mb(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -128,6 +132,7 @@ def main() -> None:
     result = {"start_to_first_program_answer_s": round(first_program, 2),
               "start_to_first_instruction_answer_s": round(first_instruction, 2),
               "load": [one, eight], "rss_mb_after_10": round(rss10, 1), f"rss_mb_after_{done}": round(rss_end, 1),
+              f"rss_mb_after_{done_more}": round(rss_more, 1),
               "requests": done, "graceful_shutdown": graceful, "cpus": os.cpu_count(), "loadavg": os.getloadavg()[0]}
     if args.json:
         print(json.dumps(result))
@@ -137,7 +142,8 @@ def main() -> None:
     print("| clients | requests | requests/s | p50 ms | p99 ms |\n|---|---|---|---|---|")
     for row in (one, eight):
         print(f"| {row['clients']} | {row['requests']} | {row['rps']} | {row['p50_ms']} | {row['p99_ms']} |")
-    print(f"RSS after 10 requests: {rss10:.1f} MB; after {done}: {rss_end:.1f} MB ({rss_end - rss10:+.1f} MB)")
+    print(f"RSS after 10 requests: {rss10:.1f} MB; after {done}: {rss_end:.1f} MB ({rss_end - rss10:+.1f} MB); "
+          f"after {done_more}: {rss_more:.1f} MB ({rss_more - rss_end:+.1f} MB more)")
     how = "graceful shutdown (jobs finished, store closed)" if graceful else "NOT graceful"
     print(f"SIGTERM: {how}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 

@@ -108,9 +108,11 @@ class Engine:
         self.config = config
         self.registry = registry or default_registry()
         self._context = _Context()
-        factory = planner_factory or self._default_planner
+        self._factory = planner_factory or self._default_planner
+        self._planner: LockedPlanner | None = None
+        self._planner_lock = threading.Lock()
         cache = ResultCache(max_bytes=int(config.cache_mb * 2**20))
-        self.agent = Agent(self.registry, planner_factory=lambda: LockedPlanner(factory()), critic=config.critic, cache=cache)
+        self.agent = Agent(self.registry, planner_factory=self._make_planner, critic=config.critic, cache=cache)
         self.agent.executor.close()
         self.agent.executor = JobExecutor(self.registry, cache=cache, context=self._context)
         self.store_root = Store(config.store).root  # creates the folder and schema once, in this thread
@@ -122,6 +124,13 @@ class Engine:
         self.jobs = JobQueue(config.workers, config.queue, around=self._job_context)
         self._scrub = [p for p in {str(self.store_root), str(self.uploads), tempfile.gettempdir(), str(Path.home()), os.getcwd()}
                        if len(p) > 1]
+
+    def _make_planner(self) -> LockedPlanner:
+        """The one planner of the process (two first requests at once must not load it twice)."""
+        with self._planner_lock:
+            if self._planner is None:
+                self._planner = LockedPlanner(self._factory())
+            return self._planner
 
     def _default_planner(self) -> Any:
         from banana.agent.planner import make_planner
