@@ -186,3 +186,17 @@ def test_run_and_tools_do_not_import_the_planner_stack(tmp_path: Path) -> None:
         proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert "LOADED []" in proc.stderr, (args[0], proc.stderr[-500:])
+
+
+def test_a_cache_that_cannot_be_written_costs_the_merge_not_the_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry) -> None:
+    from banana.agent.planner.base import PlanRequest
+    from banana.agent.planner.embedded import EmbeddedBackend
+
+    cache = empty_cache(tmp_path / "cache")
+    (cache / "planner").write_text("a file where the planner's cache folder would go")
+    monkeypatch.setenv("BANANA_CACHE", str(cache))
+    said: list[str] = []
+    backend = EmbeddedBackend(registry, say=said.append)
+    assert any("cannot cache the merged planner model" in m for m in said)
+    assert_same_weights(backend.model.state_dict(), merged_in_memory(ADAPTER_DIR))
+    assert backend.generate(PlanRequest(instruction="make it warmer")).strip() != ""

@@ -161,8 +161,8 @@ def _intact(folder: Path, key: dict[str, str]) -> bool:
         return False
 
 
-def _build_merged(base: Path, adapter: Path, folder: Path, key: dict[str, str], say: Callable[[str], None]) -> None:
-    """base + LoRA merged once, saved as a plain safetensors model folder (temp folder, then rename)."""
+def _merge(base: Path, adapter: Path) -> Any:
+    """The base model with the LoRA ``adapter`` merged into its weights (the one place the merge is done)."""
     import warnings
 
     from peft import PeftModel
@@ -170,11 +170,16 @@ def _build_merged(base: Path, adapter: Path, folder: Path, key: dict[str, str], 
 
     from banana.agent import timings
 
-    say(f"merging the planner adapter into the base model (once; cached in {folder})")
     model = AutoModelForCausalLM.from_pretrained(base, local_files_only=True)
     with warnings.catch_warnings(), timings.phase("adapter merge"):  # peft calls a transformers API deprecated for v6
         warnings.simplefilter("ignore", FutureWarning)
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+
+
+def _build_merged(base: Path, adapter: Path, folder: Path, key: dict[str, str], say: Callable[[str], None]) -> None:
+    """base + LoRA merged once, saved as a plain safetensors model folder (temp folder, then rename)."""
+    say(f"merging the planner adapter into the base model (once; cached in {folder})")
+    model = _merge(base, adapter)
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -223,13 +228,19 @@ def merged_model_dir(adapter: Path, say: Callable[[str], None] = lambda _: None)
 
 def load_planner(adapter: Path | None, say: Callable[[str], None] = lambda _: None) -> tuple[Any, Any, Path]:
     """(tokenizer, model, folder) of the planner: the base merged with ``adapter`` (or the base alone for None),
-    fp32 on the CPU, memory-mapped from the cache. A cached folder that fails to load is rebuilt once."""
+    fp32 on the CPU, memory-mapped from the cache. A cached folder that fails to load is rebuilt once; a cache that
+    cannot be written costs the merge on every start, nothing else."""
     if adapter is None:
         tok, model = load_base(say)
         return tok, model, base_model_dir(say)
     if not (Path(adapter) / "adapter_model.safetensors").is_file():
         raise FileNotFoundError(f"no planner adapter at {adapter}; train one with `banana planner train`")
-    folder = merged_model_dir(Path(adapter), say)
+    try:
+        folder = merged_model_dir(Path(adapter), say)
+    except OSError as exc:  # a cache that cannot be written: merge in memory, as before the cache existed
+        say(f"cannot cache the merged planner model ({exc}); merging it in memory")
+        base = base_model_dir(say)
+        return _load_tokenizer(base), _merge(base, Path(adapter)), base
     try:
         return (*_load_folder(folder), folder)
     except Exception as exc:  # any failure to read the cache means: rebuild it
@@ -239,15 +250,25 @@ def load_planner(adapter: Path | None, say: Callable[[str], None] = lambda _: No
         return (*_load_folder(folder), folder)
 
 
-def _load_folder(folder: Path) -> tuple[Any, Any]:
+def _load_tokenizer(folder: Path) -> Any:
+    """The planner's tokenizer: left padding with <|im_end|> as pad."""
     from banana.agent import timings
 
     with timings.phase("import torch+transformers"):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
     with timings.phase("tokenizer load"):
         tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     tok.pad_token = IM_END
     tok.padding_side = "left"
+    return tok
+
+
+def _load_folder(folder: Path) -> tuple[Any, Any]:
+    from banana.agent import timings
+
+    tok = _load_tokenizer(folder)
+    with timings.phase("import torch+transformers"):
+        from transformers import AutoModelForCausalLM
     with timings.phase("model load"):
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
     return tok, model
