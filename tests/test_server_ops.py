@@ -174,3 +174,15 @@ def test_shutdown_cancels_what_runs_past_the_grace_and_loses_no_saved_turn(tmp_p
     assert job.state == "cancelled"
     with Store(tmp_path / "store") as store:
         assert [t.kind for t in store.turns("s")] == ["open"] and store.integrity() == "ok"
+
+
+def test_a_body_over_the_limit_is_413_with_or_without_content_length(tmp_path):
+    app = make(tmp_path, max_request_bytes=100_000)
+    with served(app) as (base, _):
+        multipart = {"content-type": "multipart/form-data; boundary=b"}
+        for body in (b"x" * 200_000, (b"x" * 10_000 for _ in range(50))):  # Content-Length, then chunked
+            r = httpx.post(f"{base}/v1/run", content=body, headers=multipart)
+            assert r.status_code == 413
+            assert r.json()["error"]["message"] == "the request body is over this server's limit of 0.0954 MB"
+        r = httpx.post(f"{base}/v1/run", data={"program": program(1).to_json()}, files=[("images", ("p.png", png(PIC), "image/png"))])
+        assert r.status_code == 200, r.text  # a small body still goes through

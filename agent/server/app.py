@@ -99,21 +99,29 @@ class Guard:
                                          "authentication_error", {"WWW-Authenticate": "Bearer"}))
             return await response(scope, receive, send)
         if scope["type"] == "http":
+            too_big = _error(413, f"the request body is over this server's limit of {self.max_body / 2**20:.3g} MB")
             length = headers.get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_body):
-                response = _error(413, f"the request body is over this server's limit of {self.max_body / 2**20:g} MB")
-                return await response(scope, receive, send)
-            seen = 0
+            if length is not None:
+                if not length.isdigit() or int(length) > self.max_body:
+                    return await too_big(scope, receive, send)
+            elif scope.get("method") in ("POST", "PUT", "PATCH"):  # chunked: read it here, up to the limit, then replay it
+                messages: list[Message] = []
+                size, more = 0, True
+                while more:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return
+                    size += len(message.get("body", b""))
+                    if size > self.max_body:
+                        return await too_big(scope, receive, send)
+                    messages.append(message)
+                    more = message.get("more_body", False)
+                replay = iter(messages)
 
-            async def counted() -> Message:
-                nonlocal seen
-                message = await receive()
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise ApiError(413, f"the request body is over this server's limit of {self.max_body / 2**20:g} MB")
-                return message
+                async def replayed() -> Message:
+                    return next(replay, None) or await receive()
 
-            return await self.app(scope, counted, send)
+                return await self.app(scope, replayed, send)
         return await self.app(scope, receive, send)
 
 
