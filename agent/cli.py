@@ -433,7 +433,8 @@ def main() -> None:
     except SystemExit as done:
         if done.code == 130:  # typer turns Ctrl-C into exit 130
             _interrupted()
-        timings.exit_fast(done.code)  # after plan/edit: skip seconds of tearing torch down; returns when unsafe
+        if sys.argv[1:2] in (["plan"], ["edit"]):  # the commands that load torch and write everything with `with`
+            timings.exit_fast(done.code)  # skip seconds of tearing torch down; returns when unsafe
         raise
 
 
