@@ -27,6 +27,7 @@ FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```", re.S | re.M)
 EXIT = re.compile(r"#\s*exit (\d)\b")
 # someone else's files or values: a block that names one of these is an illustration, not a command to run
 PLACEHOLDER = re.compile(r"my\.jpg|photo\.jpg|\bmy_|\b[A-Z]{3,}\b|\[|\.\.\.|/models/|https?:|\bhf:|<\s*\w+\.txt|\|")
+LONG_RUNNING = ("banana serve",)  # a server does not exit on its own
 # lines that load the planner model (an instruction with no letters is refused before it loads)
 PLANNER = re.compile(r'^banana (edit \S+ "[^"]*[A-Za-z][^"]*[A-Za-z]|plan|chat)\b|"instruction"', re.M)
 
@@ -45,7 +46,7 @@ def blocks() -> list[tuple[str, str]]:
             if any(line.startswith("$ ") for line in lines):
                 lines = [line[2:] for line in lines if line.startswith("$ ")]
             commands = [line for line in lines if line.startswith("banana ")]
-            if not commands or any(PLACEHOLDER.search(line.split("  #")[0]) for line in commands):
+            if not commands or any(PLACEHOLDER.search(line.split("  #")[0]) or line.startswith(LONG_RUNNING) for line in commands):
                 continue
             found.append((f"{page.relative_to(ROOT)}#{n}", "\n".join(lines)))
     return found
