@@ -118,7 +118,7 @@ def build(engine: Engine) -> Any:
     import gradio as gr
 
     page = WebPage(engine)
-    with gr.Blocks(title="Banana") as demo:
+    with gr.Blocks(title="Banana", delete_cache=(3600, 3600)) as demo:  # gradio's copies of pictures: gone after an hour
         session = gr.State(None)
         gr.Markdown("## Banana: edit a photo by chat")
         with gr.Row():
