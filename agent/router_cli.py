@@ -92,11 +92,12 @@ def traces_stats_cmd(traces: TracesOpt = None, as_json: JsonOpt = False) -> None
         out.print_json(json.dumps({"traces": str(where), "rows": rows}))
         return
     table = Table(title=f"traces: {where} ({sum(r['attempts'] for r in rows)} attempts)")
-    for col in ("tool", "implementation", "attempts", "pass rate", "median latency"):
+    for col in ("tool", "implementation", "attempts", "critic pass rate", "median latency", "close to reference"):
         table.add_column(col)
     for r in rows:
         lat = "-" if r["median_latency_s"] is None else f"{r['median_latency_s']:.3f} s"
-        table.add_row(r["tool"], r["impl"], str(r["attempts"]), f"{r['pass_rate']:.0%}", lat)
+        ref = f"{r['reference_passed']}/{r['with_reference']}" if r["with_reference"] else "-"
+        table.add_row(r["tool"], r["impl"], str(r["attempts"]), f"{r['pass_rate']:.0%}", lat, ref)
     out.print(table)
 
 

@@ -192,16 +192,19 @@ class TraceStore:
 
 
 def stats(store: TraceStore) -> list[dict[str, Any]]:
-    """Per tool x implementation: attempts, passes, pass rate, median latency (seconds)."""
-    groups: dict[tuple[str, str], list[tuple[bool, float | None]]] = {}
-    for tool, impl, _v, _b, passed, latency, _d in store.outcomes():
-        groups.setdefault((tool, impl), []).append((passed, latency))
+    """Per tool x implementation: attempts, critic passes and rate, median latency (seconds), and for self-play
+    attempts with a known reference, how many came within its pass line (distance <= 1)."""
+    groups: dict[tuple[str, str], list[tuple[bool, float | None, float | None]]] = {}
+    for tool, impl, _v, _b, passed, latency, distance in store.outcomes():
+        groups.setdefault((tool, impl), []).append((passed, latency, distance))
     rows = []
     for (tool, impl), items in sorted(groups.items()):
-        lat = [x for _, x in items if x is not None]
-        passes = sum(p for p, _ in items)
+        lat = [x for _, x, _ in items if x is not None]
+        passes = sum(p for p, _, _ in items)
+        refs = [d for _, _, d in items if d is not None]
         rows.append({"tool": tool, "impl": impl, "attempts": len(items), "passed": passes, "pass_rate": round(passes / len(items), 3),
-                     "median_latency_s": round(statistics.median(lat), 4) if lat else None})  # fmt: skip
+                     "median_latency_s": round(statistics.median(lat), 4) if lat else None,
+                     "with_reference": len(refs), "reference_passed": sum(d <= 1.0 for d in refs)})  # fmt: skip
     return rows
 
 

@@ -41,6 +41,11 @@ def test_a_denoise_task_knows_its_original_and_the_router_learns_from_it(tmp_pat
         assert p.passed == (r.passed and r.distance <= 1.0)
     assert sum(a.attempts for a in router.arms.values()) == 4
     assert Router(store).arms.keys() == router.arms.keys(), "what was learned is in the file"
+    from banana.agent.traces import stats
+
+    summary = stats(store)
+    assert sum(r["with_reference"] for r in summary) == 4
+    assert sum(r["reference_passed"] for r in summary) == sum(r.distance <= 1.0 for r in rows)
 
 
 def test_unknown_tools_have_no_tasks():

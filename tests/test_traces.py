@@ -53,7 +53,7 @@ def test_a_run_becomes_one_row_per_node_with_route_checks_and_latency(tmp_path, 
     assert [(r.tool, r.impl, r.bucket, r.request) for r in back] == [(r.tool, r.impl, r.bucket, "clean it up") for r in rows]
     assert back[0].checks == clean.checks
     assert stats(store)[0] == {"tool": "denoise", "impl": "non-local-means", "attempts": 1, "passed": 1, "pass_rate": 1.0,
-                               "median_latency_s": round(clean.latency, 4)}  # fmt: skip
+                               "median_latency_s": round(clean.latency, 4), "with_reference": 0, "reference_passed": 0}  # fmt: skip
     with sqlite3.connect(tmp_path / "t.sqlite") as db:  # a plain SQLite file, WAL journal, schema version recorded
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("SELECT version FROM schema").fetchone()[0] == SCHEMA_VERSION
@@ -89,7 +89,7 @@ def test_two_processes_write_at_once_and_nothing_is_lost(tmp_path):
     assert len(rows) == 600
     assert {r.run_id for r in rows} == {"a", "b"}
     assert stats(store) == [{"tool": "blur", "impl": "default", "attempts": 600, "passed": 450, "pass_rate": 0.75,
-                             "median_latency_s": 0.015}]  # fmt: skip
+                             "median_latency_s": 0.015, "with_reference": 0, "reference_passed": 0}]  # fmt: skip
 
 
 def test_bad_files_and_versions_are_named(tmp_path):
