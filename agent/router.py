@@ -76,9 +76,15 @@ class Router:
             self.load(store)
 
     def load(self, store: TraceStore) -> None:
-        for tool, impl, version, bucket, passed, latency, distance in store.outcomes():
-            if impl != "default":
-                self.observe(tool, impl, version, bucket, passed, latency, distance)
+        """Add what the traces say (arms of an implementation whose version changed are skipped: reset)."""
+        for tool, impl, version, bucket, n, ok, latencies in store.arm_stats(self.max_distance):
+            if current_version(tool, impl) != version:
+                continue
+            with self._lock:
+                arm = self.arms.setdefault((tool, bucket, impl), Arm())
+                arm.attempts += n
+                arm.passes += ok
+                arm.latencies.extend(latencies)
 
     def observe(
         self, tool: str, impl: str, version: str, bucket: str, passed: bool, latency: float | None, distance: float | None = None

@@ -186,6 +186,23 @@ class TraceStore:
             found = self._db.execute("SELECT tool, impl, version, bucket, passed, latency, distance FROM attempts ORDER BY id").fetchall()
         return [(t, i, v, b, bool(p), lat, d) for t, i, v, b, p, lat, d in found]
 
+    def arm_stats(self, max_distance: float, recent: int = 101) -> list[tuple[str, str, str, str, int, int, list[float]]]:
+        """Per routed (tool, impl, version, bucket): attempts, successes (passed and, when a reference was known, within
+        ``max_distance``) and the latest ``recent`` latencies. Aggregated in SQL, so loading a router stays fast as traces grow."""
+        with self._lock:
+            groups = self._db.execute(
+                "SELECT tool, impl, version, bucket, COUNT(*), SUM(passed AND (distance IS NULL OR distance <= ?)) FROM attempts"
+                " WHERE impl != 'default' GROUP BY tool, impl, version, bucket", (max_distance,)
+            ).fetchall()
+            out = []
+            for tool, impl, version, bucket, n, ok in groups:
+                lat = self._db.execute(
+                    "SELECT latency FROM attempts WHERE tool = ? AND impl = ? AND version = ? AND bucket = ? AND latency IS NOT NULL"
+                    " ORDER BY id DESC LIMIT ?", (tool, impl, version, bucket, recent)
+                ).fetchall()
+                out.append((tool, impl, version, bucket, int(n), int(ok or 0), [float(x) for (x,) in lat]))
+        return out
+
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0])
