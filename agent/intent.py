@@ -59,6 +59,7 @@ CLAUSES: dict[str, tuple[str, tuple[str, ...]]] = {  # a request word -> the ste
     "border": (r"border|frame", ("border",)),
     "pixelate": (r"pixel+ate|pixeli[sz]e|censor", ("pixelate", "blur")),
     "dehaze": (r"haze|hazy|dehaze|fog|foggy|misty", ("dehaze", "enhance")),
+    "text": (r"caption|text|write|writing|title|headline|watermark", ("add_text",)),
 }
 SUBJECT = re.compile(
     r"\b(him|her|he|she|his|person|man|woman|guy|girl|boy|lady|face|skin|hair|the (?:cat|dog|subject|flowers?|cup|mug))\b", re.I
@@ -81,6 +82,7 @@ def step_for(clause: str, text: str, registry: Registry) -> dict[str, Any] | Non
         "upscale": "upscale",
         "crop": "crop",
         "blur": "blur",
+        "text": "add_text",
     }.get(clause)
     if tool is None or tool not in registry:
         return None
@@ -107,6 +109,19 @@ def step_for(clause: str, text: str, registry: Registry) -> dict[str, Any] | Non
     elif tool == "upscale":
         f = re.search(r"\b([234])\s*x\b|\bx\s*([234])\b", low)
         args["factor"] = int(f.group(1) or f.group(2)) if f else 2
+    elif tool == "add_text":
+        quoted = re.search(r"[\"\u201c]([^\"\u201d]{1,100})[\"\u201d]|(?:^|\s)['\u2018]([^'\u2019]{1,100})['\u2019](?=$|[\s.,!?])", text)
+        if not quoted:
+            return None  # the words to write must be given exactly
+        args["text"] = (quoted.group(1) or quoted.group(2)).strip()
+        vertical = (
+            "top" if re.search(r"\btop\b|\babove\b", low) else ("center" if re.search(r"\bcent(?:er|re)\b|\bmiddle\b", low) else "bottom")
+        )
+        horizontal = next((h for h in ("left", "right") if re.search(rf"\b{h}\b", low)), "")
+        args["position"] = f"{vertical}-{horizontal}" if horizontal and vertical != "center" else vertical
+        colour = next((c for c in COLOUR_WORDS if re.search(rf"\b{c}\b", low)), None)
+        if colour:
+            args["color"] = colour
     elif tool == "crop":
         a = next((a for a in ASPECTS if a in low), "1:1" if "square" in low else None)
         if a is None:
