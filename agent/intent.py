@@ -216,6 +216,25 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
                         Fix(args={arg: -value}),
                     )
                 )
+    # turning direction: rotate's degrees are counter-clockwise
+    low = text.lower()
+    turn = -1 if re.search(r"(?<!counter[- ])(?<!anti[- ])\bclockwise\b|\bto the right\b|\bturn(?:ed)? (?:it )?right\b", low) else 0
+    if re.search(r"counter[- ]?clockwise|anti[- ]?clockwise|\bto the left\b|\bturn(?:ed)? (?:it )?left\b", low):
+        turn = 1 if turn == 0 else 0
+    for n in edits:
+        node = valid.program.node(n)
+        degrees = float(node.args.get("degrees", 0) or 0) if node.tool == "rotate" else 0.0
+        if turn and degrees * turn < 0 and abs(degrees) != 180:
+            way = "clockwise" if turn < 0 else "counter-clockwise"
+            out.append(
+                res(
+                    "rotate direction",
+                    n,
+                    False,
+                    f"the request turns {way} but {n!r} turns the other way (degrees {degrees:g}): flip its sign",
+                    Fix(args={"degrees": -int(degrees) if degrees.is_integer() else -degrees}),
+                )
+            )
     # the opposite verb: "remove the blur" planned as a blur
     if NEGATED_BLUR.search(text) and "blur" in tools:
         n = next(n for n in edits if valid.program.node(n).tool == "blur")
