@@ -52,6 +52,7 @@ def test_upload_edit_undo_in_a_real_browser(tmp_path):
         try:
             page = browser.new_page()
             page.set_default_timeout(60_000)
+            expect.set_options(timeout=60_000)  # a turn on 2 busy cores can take more than the default 5 s
             page.goto(base + "/")
             page.locator("#photo input[type=file]").set_input_files(str(photo))
             expect(page.locator("#chat")).to_contain_text("Opened coffee.png (240x160)")
