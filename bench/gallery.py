@@ -52,7 +52,7 @@ class Case:
 CASES = [
     Case("background-blur", "astronaut", "blur the background behind her", ("segment", "invert", "blur")),
     Case("colour-splash", "grace_hopper", "make everything black and white except the person", ("segment", "invert", "adjust")),
-    Case("warmer", "coffee", "make it warmer", ("adjust",)),
+    Case("dehaze", "china", "remove the haze", ("dehaze",)),
     Case("pink-sky", "china", "turn the sky pink", ("segment", "recolor")),
     Case("blue-hair", "astronaut", "make her hair blue", ("segment", "recolor")),
     Case("new-background", "grace_hopper", "replace the background with solid blue", ("replace_background",)),
@@ -76,6 +76,10 @@ def side_by_side(before: np.ndarray, after: np.ndarray) -> PILImage.Image:
 def steps_inline(steps: str) -> str:
     """The steps on one line for a table cell: `a` → `b`."""
     return " → ".join(f"`{line.strip()}`" for line in steps.splitlines() if line.strip())
+
+
+def short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def run_case(case: Case, planner: object, registry: Registry) -> dict[str, str]:
@@ -104,8 +108,15 @@ def run_case(case: Case, planner: object, registry: Registry) -> dict[str, str]:
         "verdict": result.critique.description if result.critique else "",
         "seconds": f"{seconds:.1f}",
         "attempts": str(len(result.attempts)),
+        "history": "; ".join(f"attempt {a.index + 1} ({a.how}): {to_steps(a.program, registry).replace(chr(10), ' → ')}, "
+                             f"{'passed' if a.critique.passed else 'failed: ' + short(a.critique.summary())}" for a in result.attempts),
         "kb": f"{out.stat().st_size / 1024:.0f}",
     }
+
+
+def repaired(row: dict[str, str]) -> str:
+    """A note for a result the loop reached after the critic failed an earlier attempt."""
+    return "" if row["attempts"] == "1" else f"<br><sub>attempt {row['attempts']}: the critic failed the first plan</sub>"
 
 
 def readme_block(rows: list[dict[str, str]]) -> str:
@@ -113,7 +124,7 @@ def readme_block(rows: list[dict[str, str]]) -> str:
     lines = [START, "", "| before → after | you type | Banana plans |", "|---|---|---|"]
     for r in rows:
         lines.append(f'| <img src="docs/gallery/{r["name"]}.jpg" height="120" alt="{r["instruction"]}"> '
-                     f'| `sample:{r["photo"]}`<br>"{r["instruction"]}" | {steps_inline(r["steps"])} |')
+                     f'| `sample:{r["photo"]}`<br>"{r["instruction"]}" | {steps_inline(r["steps"])}{repaired(r)} |')
     lines += ["", "More about each (the command, timings, the critic's verdict): [docs/gallery.md](docs/gallery.md). "
               "Made by `make gallery` from the code as it is.", "", END]
     return "\n".join(lines)
@@ -149,6 +160,8 @@ def gallery_page(rows: list[dict[str, str]], planner_name: str) -> str:
             "with the planner already loaded; the first case also loads the expert models).",
             "",
         ]
+        if r["attempts"] != "1":
+            lines += [f"How the loop got there: {r['history']}.", ""]
     return "\n".join(lines)
 
 
