@@ -151,7 +151,7 @@ def test_programs_read_only_their_own_uploads(server, small):
 
 def test_sessions_edit_undo_redo_branch(server, small):
     base = server[0]
-    r = httpx.post(f"{base}/v1/sessions", data={"name": "portrait"}, files={"image": ("c.png", png(small), "image/png")})
+    r = httpx.post(f"{base}/v1/sessions", data={"name": "portrait"}, files={"image": ("c.png", png(small), "image/png")}, timeout=30)
     assert r.status_code == 200, r.text
     original = r.json()["current"]["picture"]["hash"]
     r = httpx.post(f"{base}/v1/sessions/portrait/turns", json={"instruction": "make it black and white"}, timeout=120)

@@ -141,7 +141,7 @@ def test_serve_refuses_a_public_address_without_a_key(monkeypatch):
 
 
 def open_session(base: str, name: str) -> None:
-    r = httpx.post(f"{base}/v1/sessions", data={"name": name}, files={"image": ("p.png", png(PIC), "image/png")})
+    r = httpx.post(f"{base}/v1/sessions", data={"name": name}, files={"image": ("p.png", png(PIC), "image/png")}, timeout=30)
     assert r.status_code == 200, r.text
 
 
