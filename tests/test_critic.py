@@ -261,3 +261,14 @@ def test_catalogue_v2_checks(registry, photos):
     blocks = run_tool(registry, "pixelate", cat, mask, block=16)
     assert judge(registry, "pixelate", cat, blocks, mask, block=16)["pixelate removes detail"].passed
     assert not judge(registry, "pixelate", cat, cat, mask, block=16)["pixelate removes detail"].passed
+
+
+def test_intent_reads_turns_and_captions(registry):
+    rotate = validate(
+        {"version": 1, "nodes": [{"id": "o", "tool": "rotate", "args": {"image": "$input", "degrees": 90}}], "output": "$o"}, registry
+    )
+    wrong = [r for r in intent_checks("rotate it clockwise", rotate, registry) if not r.passed]
+    assert wrong[0].check == "rotate direction" and wrong[0].fix.args == {"degrees": -90}
+    assert not [r for r in intent_checks("rotate it counter-clockwise", rotate, registry) if not r.passed]
+    caption = [r for r in intent_checks('write "Happy birthday" at the top', rotate, registry) if not r.passed]
+    assert caption[0].fix.replace == [{"tool": "add_text", "args": {"text": "Happy birthday", "position": "top"}}]
