@@ -5,6 +5,7 @@ A small registry with a slow, cancellable tool and a table planner (no model): w
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 
@@ -186,3 +187,29 @@ def test_a_body_over_the_limit_is_413_with_or_without_content_length(tmp_path):
             assert r.json()["error"]["message"] == "the request body is over this server's limit of 0.0954 MB"
         r = httpx.post(f"{base}/v1/run", data={"program": program(1).to_json()}, files=[("images", ("p.png", png(PIC), "image/png"))])
         assert r.status_code == 200, r.text  # a small body still goes through
+
+
+def test_a_job_started_without_waiting_streams_its_progress_live(tmp_path):
+    app = make(tmp_path)
+    with served(app) as (base, _):
+        r = httpx.post(f"{base}/v1/run", params={"wait": "false"}, data={"program": program(100).to_json()},
+                       files=[("images", ("p.png", png(PIC), "image/png"))], timeout=30)
+        assert r.status_code == 202 and r.json()["state"] in ("queued", "running")
+        job = r.json()
+        events = []
+        with httpx.stream("GET", job["events"], timeout=60) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+        kinds = [e.get("kind", e["event"]) for e in events]
+        assert kinds[:2] == ["queued", "started"] and kinds[-2:] == ["finished", "end"]
+        fractions = [e["fraction"] for e in events if e.get("kind") == "progress"]
+        assert len(fractions) == 100 and fractions == sorted(fractions)
+        done = httpx.get(f"{base}/v1/jobs/{job['id']}").json()
+        assert done["state"] == "done" and done["result"]["nodes"][0]["status"] == "ran"
+        assert decode_png(httpx.get(done["result"]["output"]["url"]).content).tolist() == (PIC + 10).tolist()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    return np.asarray(PILImage.open(io.BytesIO(data)).convert("RGB"))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from PIL import Image as PILImage
@@ -62,6 +62,7 @@ log = logging.getLogger("banana.server")
 COOKIE = "banana_key"
 ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in (400, 401, 404, 413, 422, 429, 500)}
 SESSION_NAME = r"^[\w.-]{1,100}$"
+WaitParam = Annotated[bool, Query(description="false: answer 202 with the job at once; its events and result come from /v1/jobs/{id}")]
 
 
 # ------------------------------------------------------------------ guard: key and body size
@@ -282,6 +283,12 @@ def create_app(config: ServerConfig | None = None, registry: Any = None, planner
     def submit(kind: str, fn: Callable[[Job], Any]) -> Job:
         return engine.jobs.submit(kind, fn)
 
+    async def answer(job: Job, request: Request, wait: bool) -> Any:
+        """The result (the client waits; leaving cancels the job), or at once 202 + the job (follow its events; DELETE cancels)."""
+        if wait:
+            return await wait_for(job, request)
+        return JSONResponse(job_out(job, request).model_dump(mode="json"), status_code=202)
+
     # -------------------------------------------------------------- login (only used when a key is set)
 
     @app.get("/login", include_in_schema=False)
@@ -402,13 +409,14 @@ def create_app(config: ServerConfig | None = None, registry: Any = None, planner
 
         return await wait_for(submit("plan", work), request)
 
-    @app.post("/v1/run", response_model=RunOut, tags=["programs"])
+    @app.post("/v1/run", response_model=RunOut, tags=["programs"], responses={202: {"model": JobOut}})
     async def run(
         request: Request,
         program: Annotated[str, Form(description="the program's JSON")],
         images: Annotated[list[UploadFile], File(description="the pictures: $input, then $input1, $input2, ...")],
         critic: Annotated[bool, Form(description="judge the result with the critic")] = False,
         response_format: Annotated[str, Form(pattern="^(b64_json|url)$")] = "url",
+        wait: WaitParam = True,
     ) -> RunOut:
         """Run a program on uploaded pictures. It may read only these uploads (by their file names), no server file."""
         pictures = await api.read_pictures(images, "images")
@@ -468,7 +476,7 @@ def create_app(config: ServerConfig | None = None, registry: Any = None, planner
                           steps=api.steps(valid.program.model_dump()) or "", nodes=nodes, critique=critique_out(judged),
                           seconds=round(result.wall, 4))
 
-        return await wait_for(submit("run", work), request)
+        return await answer(submit("run", work), request, wait)
 
     # -------------------------------------------------------------- sessions
 
@@ -519,8 +527,9 @@ def create_app(config: ServerConfig | None = None, registry: Any = None, planner
 
         return await asyncio.to_thread(add)
 
-    @app.post("/v1/sessions/{name}/turns", response_model=TurnOut, tags=["sessions"])
-    async def edit(request: Request, name: str, body: EditIn) -> TurnOut:
+    @app.post("/v1/sessions/{name}/turns", response_model=TurnOut, tags=["sessions"], responses={202: {"model": JobOut}})
+    async def edit(request: Request, name: str, body: EditIn,
+                   wait: WaitParam = True) -> TurnOut:
         """One turn of text: an edit, or a follow-up that revises the previous turn's program."""
         api.need_session(name)
 
@@ -533,7 +542,7 @@ def create_app(config: ServerConfig | None = None, registry: Any = None, planner
                     raise ApiError(422, engine.clean(str(exc)), "edit_failed") from None
             return api.turn(request, turn, op=outcome.op)
 
-        return await wait_for(submit("session.edit", work), request)
+        return await answer(submit("session.edit", work), request, wait)
 
     def move(name: str, how: Callable[[ChatSession], Turn], request: Request) -> TurnOut:
         api.need_session(name)
