@@ -261,6 +261,8 @@ def choose(tool: str, **inputs: Any) -> tuple[Implementation, Decision]:
     policy = _policy
     if policy is not None:
         pick = policy(tool, options, costs, bucket)
+        if pick is not None and pick not in costs:  # a policy naming an implementation that does not apply: the fixed order
+            pick = None
         if pick is not None and pick != best.name:
             best, how = next(i for i in options if i.name == pick), getattr(policy, "name", "policy")
         elif pick is not None:

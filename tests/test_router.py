@@ -151,3 +151,9 @@ def test_edits_record_every_attempt_and_route_with_what_the_traces_teach(tmp_pat
     assert (route["expert"], route["policy"]) == ("bilateral", "router")
     assert TraceStore(db).count() == 8
     assert choose("denoise", image=picture)[0].name == "non-local-means", "the fixed order is back after the edit"
+
+
+def test_a_policy_naming_an_implementation_that_does_not_apply_is_ignored():
+    with routing(lambda tool, options, costs, bucket: "no-such-implementation"):
+        impl, decision = choose(TOOL, size=50)
+    assert (impl.name, decision.policy) == ("fast", "cost")
