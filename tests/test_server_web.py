@@ -79,3 +79,29 @@ def test_upload_edit_undo_in_a_real_browser(tmp_path):
         (name,) = store.sessions()
         assert [t.instruction for t in store.turns(name)] == ["/open coffee.png", "make it black and white"]
         assert store.current(name).n == 0
+
+
+def test_with_a_key_the_browser_signs_in_first(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    app = create_app(ServerConfig(store=tmp_path / "store", web=True, api_key="k3y-for-the-page"), planner_factory=TablePlanner)
+    with served(app) as (base, _), sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True,
+                                                        args=FLAGS)
+        try:
+            page = browser.new_page()
+            expect.set_options(timeout=60_000)
+            page.goto(base + "/")
+            assert page.url == base + "/login"
+            page.locator("input[name=key]").fill("not the key")
+            page.locator("button[type=submit]").click()
+            expect(page.locator("body")).to_contain_text("That is not the key.")
+            page.locator("input[name=key]").fill("k3y-for-the-page")
+            page.locator("button[type=submit]").click()
+            expect(page.locator("#plan")).to_contain_text("Upload a photo")
+            photo = tmp_path / "grey.png"
+            PILImage.new("RGB", (64, 48), (90, 90, 90)).save(photo)
+            page.locator("#photo input[type=file]").set_input_files(str(photo))  # the page's own calls carry the cookie
+            expect(page.locator("#chat")).to_contain_text("Opened grey.png (64x48)")
+        finally:
+            browser.close()

@@ -129,7 +129,7 @@ def build(engine: Engine) -> Any:
                     send = gr.Button("Send", variant="primary", elem_id="send")
                     undo = gr.Button("Undo", elem_id="undo")
                     redo = gr.Button("Redo", elem_id="redo")
-                plan = gr.Markdown(elem_id="plan")
+                plan = gr.Markdown("Upload a photo, then say what to change.", elem_id="plan")
                 crit = gr.Markdown(elem_id="critique")
             with gr.Column(scale=1):
                 photo = gr.Image(label="Photo", type="filepath", sources=["upload"], elem_id="photo")
