@@ -44,7 +44,7 @@ class Budget(BaseModel):
     """How hard the loop tries."""
 
     attempts: int = Field(default=4, ge=1, description="programs run in all, the first included")
-    seconds: float = Field(default=120.0, gt=0, description="no new attempt starts after this")
+    seconds: float = Field(default=60.0, gt=0, description="no new attempt, re-plan or sampling starts after this")
     replans: int = Field(default=2, ge=0, description="re-plans with the critique in the prompt")
     stale: int = Field(default=2, ge=1, description="stop after this many attempts in a row without strict improvement")
 
@@ -297,7 +297,7 @@ def run_loop(
                 nxt, how = fixed, f"local fix: {r.check} at {r.node!r}"
                 emit("local_fix", f"{r.check} at {r.node!r}: {r.advice}")
                 break
-        while nxt is None and replans < budget.replans:
+        while nxt is None and replans < budget.replans and time.perf_counter() - t0 < budget.seconds:
             replans += 1
             lines = best.critique.lines()
             emit("replan", f"re-plan {replans} with {len(lines)} critique line(s)")
@@ -309,7 +309,11 @@ def run_loop(
                 break
             if p is not None and program_key(p) not in tried:
                 nxt, how = p, f"re-plan {replans}"
-        if nxt is None and not queue and not sampled and samples and getattr(planner.backend, "sample", None) is not None:
+            elif p is not None:  # the same critique gives the same answer again: no point asking twice
+                emit("replan", "the planner answered with a plan already tried")
+                replans = budget.replans
+        out_of_time = time.perf_counter() - t0 >= budget.seconds
+        if nxt is None and not queue and not sampled and samples and not out_of_time and getattr(planner.backend, "sample", None):
             sampled = True  # once: constrained samples with the critique in the prompt, reranked by intent
             from banana.agent.rerank import propose, rerank
 
