@@ -33,7 +33,7 @@ TRIVIAL_PROGRAM = {"version": 1, "nodes": [{"id": "warm", "tool": "adjust", "arg
                    "output": "$warm"}
 # (row, nesting): phases as agent/timings.py names them; "imports" is the mark at main() (interpreter start included)
 ROWS = [("imports", 0), ("registry", 0), ("planner", 0), ("import torch+transformers", 1), ("tokenizer load", 1), ("model load", 1),
-        ("adapter merge", 1), ("grammar compile", 1), ("plan", 0), ("edit loop", 0), ("decode", 1), ("expert loads", 1),
+        ("cache build", 1), ("adapter merge", 2), ("grammar compile", 1), ("plan", 0), ("edit loop", 0), ("decode", 1), ("expert loads", 1),
         ("run", 0)]
 
 

@@ -217,7 +217,10 @@ def merged_model_dir(adapter: Path, say: Callable[[str], None] = lambda _: None)
     if not _intact(folder, key):
         if folder.exists():
             say(f"the cached planner model in {folder} is damaged or incomplete; rebuilding it")
-        _build_merged(base, adapter, folder, key, say)
+        from banana.agent import timings
+
+        with timings.phase("cache build"):
+            _build_merged(base, adapter, folder, key, say)
     else:
         try:
             os.utime(folder)  # most recently used: pruning keeps it
