@@ -376,11 +376,12 @@ def train_cmd(
     threads: Annotated[int, typer.Option(help="torch threads")] = 1,
     init: Annotated[Path | None, typer.Option(help="continue from this adapter folder instead of a fresh LoRA")] = None,
     from_traces: Annotated[Path | None, typer.Option("--from-traces", help="also train on self-play pairs (JSONL)")] = None,
+    lr: Annotated[float, typer.Option(help="peak learning rate (lower when continuing from an adapter)")] = 1e-3,
 ) -> None:
     """LoRA fine-tune the embedded planner on generated examples (CPU, bounded time, reproducible)."""
     from banana.agent.planner.train import TrainConfig, train, train_from_traces
 
-    cfg = TrainConfig(minutes=minutes, examples=examples, seed=seed, threads=threads, init=init)
+    cfg = TrainConfig(minutes=minutes, examples=examples, seed=seed, threads=threads, init=init, lr=lr)
     if out_dir is not None:
         cfg.out = out_dir
     say = lambda m: console.print(m, highlight=False)  # noqa: E731
