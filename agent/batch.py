@@ -557,11 +557,12 @@ def batch_cmd(
 ) -> None:
     """Run a manifest of edits; re-running the same command resumes after a crash (nothing lost, nothing done twice)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
     if engine not in ("local", "ray"):
-        console.print(f"[red]error:[/red] --engine must be local or ray, not {engine!r}")
+        console.print(f"[red]error:[/red] --engine must be local or ray, not {escape(repr(engine))}")
         raise typer.Exit(2)
     try:
         read_manifest(manifest, out)

@@ -192,19 +192,19 @@ def chat_cmd(
     """A multi-turn editing chat: follow-ups ("stronger", "undo that", "also the sky") revise the previous plan."""
     console = Console(stderr=script is not None, soft_wrap=True)
     if script is not None and not script.is_file():
-        console.print(f"[red]error:[/red] no script at {script}")
+        console.print(f"[red]error:[/red] no script at {escape(str(script))}", highlight=False)
         raise typer.Exit(2)
     first = None
     if image is not None:
         try:
             first = load_image(image)
         except (OSError, ValueError, KeyError) as exc:
-            console.print(f"[red]error:[/red] {image}: {exc}", highlight=False)
+            console.print(f"[red]error:[/red] {escape(f'{image}: {exc}')}", highlight=False)
             raise typer.Exit(2) from None
     try:
         db = Store(store)
     except (OSError, StoreError) as exc:
-        console.print(f"[red]error:[/red] session store: {exc}", highlight=False)
+        console.print(f"[red]error:[/red] session store: {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     name = session or f"chat-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     with db, Agent() as agent:

@@ -145,7 +145,7 @@ def execute(registry: Registry, valid: ValidProgram, images: dict[str, Image], o
         with Executor(registry, cache=cache, files=files) as executor:
             result = run_with_progress(executor, valid, images, quiet)
     except NeedsWeights as exc:
-        console.print(f"[yellow]needs weights:[/yellow] {exc}", highlight=False)
+        console.print(f"[yellow]needs weights:[/yellow] {escape(str(exc))}", highlight=False)
         raise typer.Exit(3) from None
     if not quiet:
         console.print(timing_table(valid, result))

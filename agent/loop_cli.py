@@ -14,21 +14,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from banana.agent.console import console, error, out
 from banana.agent.critic import Critique, critique, critique_table
 from banana.agent.executor import Executor, ResultCache
 from banana.agent.loop import Budget, LoopEvent, LoopResult, run_loop
+from banana.agent.outputs import write_image, write_text
 from banana.agent.planner import Planner, PlanningError, PlanRequest
 from banana.agent.program import ProgramError, input_names, validate
 from banana.agent.samples import load_image
 from banana.tools.registry import Registry, RegistryError, default_registry
 from banana.tools.values import Image
-
-console = Console(stderr=True, soft_wrap=True)
-out = Console()
 
 
 def critique_rich(c: Critique, title: str = "critique") -> Table:
@@ -91,32 +89,31 @@ def edit_with_loop(
                 on_attempt=on_attempt,
             )
     except PlanningError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        error(exc)
         raise typer.Exit(1) from None
     except NeedsWeights as exc:
-        console.print(f"[yellow]needs weights:[/yellow] {exc}", highlight=False)
+        console.print(f"[yellow]needs weights:[/yellow] {escape(str(exc))}", highlight=False)
         raise typer.Exit(3) from None
     if result.refusal:
-        console.print(f"[yellow]cannot:[/yellow] {result.refusal}", highlight=False)
+        console.print(f"[yellow]cannot:[/yellow] {escape(result.refusal)}", highlight=False)
         raise typer.Exit(3)
     if result.program is not None and save_program:
-        save_program.write_text(result.program.to_json(indent=2) + "\n")
+        write_text(result.program.to_json(indent=2) + "\n", save_program)
     if explain and result.critique is not None:
         console.print(critique_rich(result.critique, f"attempt {result.best} of {len(result.attempts)}"))
     for failure in result.run.failures.values() if result.run else []:
-        console.print(f"[red]{failure.kind}:[/red] {failure.error}", highlight=False)
+        error(failure.error, label=failure.kind)
     if result.image is None:
-        console.print(f"[red]failed:[/red] {result.explain()}", highlight=False)
+        error(result.explain(), label="failed")
         raise typer.Exit(1)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        result.image.save(output)
+        write_image(result.image, output)
     except (OSError, ValueError) as exc:
-        console.print(f"[red]error:[/red] cannot write {output}: {exc}", highlight=False)
+        error(f"cannot write {output}: {exc}")
         raise typer.Exit(2) from None
-    console.print(f"wrote {output} ({result.critique.description if result.critique else ''})", highlight=False)
+    console.print(f"wrote {escape(str(output))} ({escape(result.critique.description) if result.critique else ''})", highlight=False)
     if critic and not result.passed:
-        console.print(f"[red]not done:[/red] {result.explain()}", highlight=False)
+        error(result.explain(), label="not done")
         raise typer.Exit(1)
     return result
 
@@ -132,21 +129,21 @@ def critique_cmd(
     try:
         registry = default_registry()
     except RegistryError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        error(exc)
         raise typer.Exit(2) from None
     if not program.is_file():
-        console.print(f"[red]error:[/red] no program file at {program}")
+        error(f"no program file at {program}")
         raise typer.Exit(2)
     try:
         images = {name: load_image(p) for name, p in zip(input_names(len(input)), input, strict=True)}
         result = Image.load(result_path)
     except (OSError, ValueError, KeyError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        error(exc)
         raise typer.Exit(2) from None
     try:
         valid = validate(program.read_text(), registry, inputs={n: "Image" for n in images})
     except ProgramError as exc:
-        console.print(f"[red]{program}: {len(exc.problems)} problem(s)[/red]")
+        console.print(f"[red]{escape(str(program))}: {len(exc.problems)} problem(s)[/red]")
         for p in exc.problems:
             console.print(f"  - {p}", markup=False, highlight=False)
         raise typer.Exit(2) from None
