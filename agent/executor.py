@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from banana.agent.cache import ResultCache, cache_key
 from banana.agent.preflight import preflight
 from banana.agent.program import ValidProgram, is_ref, ref_name
+from banana.experts.manager import routed_by_policy
 from banana.tools.files import ReadPolicy, file_digests
 from banana.tools.registry import Registry
 from banana.tools.spec import Cancelled, TimedOut, ToolContext, ToolSpec
@@ -217,7 +218,8 @@ class Executor:
             feeds = {k: keys[r] for k, r in refs.items()}
             digests = file_digests(spec, literals, self.files)
             feeds.update({f"file:{k}": d for k, d in digests.items()})  # content, not path
-            key = cache_key(spec, literals, feeds, resolve_device(spec)) if spec.cache else None
+            cacheable = spec.cache and not routed_by_policy(spec.name)  # a learned router's pick is not a function of the inputs
+            key = cache_key(spec, literals, feeds, resolve_device(spec)) if cacheable else None
             return spec, {k: values[r] for k, r in refs.items()}, literals, key, digests
 
         def files_unchanged(spec: ToolSpec, literals: dict[str, Any], digests: dict[str, str]) -> bool:

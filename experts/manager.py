@@ -270,5 +270,11 @@ def choose(tool: str, **inputs: Any) -> tuple[Implementation, Decision]:
     return best, Decision(tool, best.name, costs, best.version, bucket, features, how)
 
 
+def routed_by_policy(tool: str) -> bool:
+    """Whether an installed policy may pick ``tool``'s implementation: its result then depends on more than its
+    inputs (what the router has learned, its exploration), so the executor does not cache it."""
+    return _policy is not None and len(_routes.get(tool, [])) > 1
+
+
 def implementations(tool: str) -> list[Implementation]:
     return list(_routes.get(tool, []))

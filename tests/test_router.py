@@ -157,3 +157,23 @@ def test_a_policy_naming_an_implementation_that_does_not_apply_is_ignored():
     with routing(lambda tool, options, costs, bucket: "no-such-implementation"):
         impl, decision = choose(TOOL, size=50)
     assert (impl.name, decision.policy) == ("fast", "cost")
+
+
+def test_a_routed_tool_is_not_cached_while_a_policy_picks_its_implementation(photos, registry):
+    """The cache cannot lie: under a learned router the same inputs may get another expert, so nothing is reused."""
+    from banana.agent.executor import Executor, ResultCache
+    from banana.agent.program import validate
+
+    picture = Image(np.ascontiguousarray(photos["coffee"].pixels[:120, :160]))
+    program = validate({"version": 1, "nodes": [{"id": "d", "tool": "denoise", "args": {"image": "$input"}}], "output": "$d"}, registry)
+    with Executor(registry, cache=ResultCache()) as ex:
+        first = ex.run(program, {"input": picture})
+        assert ex.run(program, {"input": picture}).cached == {"d"}  # the fixed order: a function of the inputs
+        bucket = first.output.meta["route"]["bucket"]
+        router = Router()
+        for _ in range(4):
+            router.observe("denoise", "non-local-means", "1", bucket, False, 0.3)
+            router.observe("denoise", "bilateral", "1", bucket, True, 0.01)
+        with routing(router):
+            routed = ex.run(program, {"input": picture})
+        assert routed.cached == set() and routed.output.meta["route"]["expert"] == "bilateral"
