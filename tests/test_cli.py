@@ -107,4 +107,4 @@ def test_empty_instruction_is_refused_before_any_model_loads():
 
 def test_unwritable_output_is_a_clear_error(tmp_path):
     proc = banana("run", "examples/vignette.json", "-i", "sample:coffee", "-o", str(tmp_path / "out.unknownext"))
-    assert proc.returncode == 2 and "cannot write" in proc.stderr and "unknown file extension" in proc.stderr
+    assert proc.returncode == 2 and "unknown file kind '.unknownext'; use one of .png" in proc.stderr
