@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from banana.experts.checks import declared
 from banana.experts.embeddings import distance, embedder
 from banana.experts.faces import FACE_OVAL, face_landmarks, find_faces, landmarks_in
-from banana.experts.checks import declared
 from banana.tools.spec import Resources, tool
 from banana.tools.values import Face, Identity, Image
 

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from banana.experts.checks import declared
 from banana.experts.imaging import composite, fit_mask, to_float, to_image
 from banana.experts.manager import manager, model
-from banana.experts.checks import declared
 from banana.tools.spec import Resources, tool
 from banana.tools.values import Image, Mask
 
