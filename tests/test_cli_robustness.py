@@ -44,17 +44,25 @@ def test_save_program_to_a_folder_is_refused_before_the_planner_loads(tmp_path):
 
 
 def test_ctrl_c_cancels_the_running_node_and_writes_nothing(tmp_path):
-    """Real-ESRGAN 4x on a large picture runs for many seconds, tile by tile; SIGINT stops it at the next tile."""
+    """Real-ESRGAN 4x on a 1400 px picture runs for many seconds, tile by tile; SIGINT stops it at the next tile."""
+    import cv2
+    import numpy as np
+
+    from banana.agent.samples import sample
+    from banana.tools.values import Image
+
+    picture = tmp_path / "in.png"
+    Image(np.ascontiguousarray(cv2.resize(sample("astronaut").pixels, (1400, 1400)))).save(picture)
     program = tmp_path / "up.json"
     program.write_text(json.dumps({"version": 1, "nodes": [{"id": "u", "tool": "upscale", "args": {"image": "$input", "factor": 4}}],
                                    "output": "$u"}))
     out = tmp_path / "big.png"
-    proc = subprocess.Popen([sys.executable, "-m", "banana.agent.cli", "run", str(program), "-i", "sample:astronaut", "-o", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "banana.agent.cli", "run", str(program), "-i", str(picture), "-o", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "120"})
-    time.sleep(6)  # imports, then the first tiles
+    time.sleep(7)  # imports, then the first of many tiles (the whole run takes over 15 s)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "interrupted: nothing was written" in err and "Traceback" not in err
-    assert list(tmp_path.iterdir()) == [program]  # no picture, no half-written temporary file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "up.json"]  # no picture, no half-written temporary file
