@@ -9,6 +9,8 @@ colour matching drifts the identity more). Pixels away from the faces are not to
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Annotated, Any
 
 import cv2
@@ -32,8 +34,30 @@ def crop_box(box: tuple[int, int, int, int], size: tuple[int, int]) -> tuple[int
     return max(0, x0 - mx), max(0, y0 - my), min(size[1], x1 + mx), min(size[0], y1 + my)
 
 
+_FACES: OrderedDict[str, list[Face]] = OrderedDict()  # picture content hash -> its faces (a chat re-checks the same input each turn)
+_FACES_LOCK = threading.Lock()
+FACES_REMEMBERED = 8
+
+
 def faces_of(image: Image) -> list[Face]:
-    """Every face with its embedding, landmarks (when the mesh finds it) and surrounding pixels, largest first."""
+    """Every face with its embedding, landmarks (when the mesh finds it) and surrounding pixels, largest first.
+
+    Remembered for the last few pictures by content: the critic asks again about an unchanged input on every turn.
+    """
+    key = image.content_hash
+    with _FACES_LOCK:
+        if key in _FACES:
+            _FACES.move_to_end(key)
+            return list(_FACES[key])
+    faces = _find_faces_of(image)
+    with _FACES_LOCK:
+        _FACES[key] = faces
+        while len(_FACES) > FACES_REMEMBERED:
+            _FACES.popitem(last=False)
+    return list(faces)
+
+
+def _find_faces_of(image: Image) -> list[Face]:
     rgb = image.pixels
     found = find_faces(rgb)
     meshes = face_landmarks(rgb) if found else []

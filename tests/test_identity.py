@@ -100,3 +100,17 @@ def test_threshold_is_bounded(registry, locked, photos):
     assert spec.args_schema()["properties"]["threshold"]["default"] == 0.35
     with pytest.raises(ValueError, match="greater than 0"):
         spec(image=photos["astronaut"], identity=locked, threshold=0)
+
+
+def test_faces_of_a_picture_are_remembered_by_content(photos):
+    """The critic asks about the same unchanged input every turn: the second answer is the first, not a new search."""
+    from banana.experts import identity
+    from banana.tools.values import Image
+
+    picture = Image(photos["astronaut"].pixels.copy())
+    first = identity.faces_of(picture)
+    again = identity.faces_of(Image(photos["astronaut"].pixels.copy()))  # another object, same content
+    assert again == first and again is not first
+    assert all(a is b for a, b in zip(again, first, strict=True))  # the same Face objects: nothing was recomputed
+    changed = Image(np.ascontiguousarray(photos["astronaut"].pixels[:, ::-1]))
+    assert identity.faces_of(changed)[0].box != first[0].box
