@@ -9,8 +9,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 
-console = Console(stderr=True, soft_wrap=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True, emoji=False)  # ":banana:" in a path is not an emoji
+out = Console(emoji=False)
 
 
 def error(message: object, label: str = "error") -> None:
