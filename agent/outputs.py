@@ -39,10 +39,20 @@ def _atomic(path: Path, write: Callable[[Path], object]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result gets the mode any new file would
         os.replace(tmp, path)
     except BaseException:  # also Ctrl-C: never leave the temporary file behind
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once at import: os.umask is process-wide, so never toggle it while threads write files
 
 
 def write_image(image: Image, path: Path) -> None:

@@ -66,3 +66,12 @@ def test_ctrl_c_cancels_the_running_node_and_writes_nothing(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted: nothing was written" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "up.json"]  # no picture, no half-written temporary file
+
+
+def test_results_get_the_mode_any_new_file_gets(tmp_path, program):
+    out = tmp_path / "o.png"
+    proc = banana("run", str(program), "-i", "sample:coffee", "-o", str(out), "-q")
+    assert proc.returncode == 0, proc.stderr
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
