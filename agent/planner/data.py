@@ -19,7 +19,7 @@ import hashlib
 import random
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,6 +188,39 @@ def _fmt(v: float) -> float:
 SLOT = re.compile(r"\{(-?)([a-z0-9_]+)\}")
 
 
+
+# Slots drawn with one choice from a list (name -> the list), and slots drawn together from a list of pairs.
+ONE_OF: dict[str, Sequence[Any]] = {
+    "s": PEOPLE,
+    "n": THINGS,
+    "g": GRAYSCALE,
+    "deg": fam.DEGREES,
+    "px": fam.BORDER_PIXELS,
+    "blk": fam.BLOCKS,
+    "txt": fam.CAPTIONS,
+    "tx": fam.TEXT_THINGS,
+    "pw": fam.PEOPLE_WORDS,
+    "side": ["left", "right"],
+    "sky": fam.SKIES,
+    "ins": fam.INSERTS,
+    "tod": fam.TIMES,
+    "season": fam.SEASONS,
+    "light": fam.LIGHTS,
+    "act": fam.ACTIONS,
+    "look": fam.LOOKS,
+    "mat": fam.MATERIALS,
+    "stt": fam.STATES,
+    "art": fam.ARTIFACTS,
+}
+_PAIRS: list[tuple[tuple[str, str], Sequence[tuple[Any, Any]]]] = [
+    (("tpos", "tpos_v"), fam.TEXT_POSITIONS),
+    (("cn", "cns"), fam.COUNTABLE),
+    (("rel", "rel_v"), fam.RELATIONS),
+    (("pos", "pos_v"), fam.POSITIONS),
+    (("wx", "wxn"), fam.WEATHER),
+]
+PAIR_OF = {name: (names, values) for names, values in _PAIRS for name in names}
+
 class Generator:
     """Draws clauses and full examples; ``split`` is 'train' (held-out templates excluded), 'heldout' or 'all'.
 
@@ -285,7 +318,12 @@ class Generator:
     def slot(self, name: str, values: dict[str, Any]) -> None:
         """Draw the slot ``name`` (and the slots drawn with it) into ``values``."""
         r = self.rng
-        if name in ("o", "o_t"):
+        if name in ONE_OF:
+            values[name] = r.choice(ONE_OF[name])
+        elif name in PAIR_OF:
+            first, second = PAIR_OF[name][0]
+            values[first], values[second] = r.choice(PAIR_OF[name][1])
+        elif name in ("o", "o_t"):
             values["o"], values["o_t"] = self.obj()
         elif name in ("nn", "nn_t"):
             noun = r.choice(OBJECTS)
@@ -301,69 +339,19 @@ class Generator:
         elif name in ("w", "w_v"):
             values["w_v"] = r.choice([0.2, 0.7])
             values["w"] = r.choice({0.2: ["a subtle", "a slight", "a light"], 0.7: ["a strong", "a heavy", "a very strong"]}[values["w_v"]])
-        elif name == "n":
-            values["n"] = r.choice(THINGS)
         elif name in ("f", "factor"):
             values["factor"] = r.choice([2, 3, 4])
             values["f"] = r.choice(FACTORS[values["factor"]])
         elif name in ("a", "aspect"):
             values["aspect"] = r.choice(list(ASPECTS))
             values["a"] = r.choice(ASPECTS[values["aspect"]])
-        elif name == "g":
-            values["g"] = r.choice(GRAYSCALE)
         elif name in ("x0", "y0", "x1", "y1", "box"):
             x0, x1 = sorted(r.sample(range(0, 2000, 10), 2))
             y0, y1 = sorted(r.sample(range(0, 1500, 10), 2))
             values.update(x0=x0, y0=y0, x1=x1, y1=y1, box=[x0, y0, x1, y1])
-        elif name == "s":
-            values["s"] = self.person()
-        elif name == "deg":
-            values["deg"] = r.choice(fam.DEGREES)
-        elif name == "px":
-            values["px"] = r.choice(fam.BORDER_PIXELS)
-        elif name == "blk":
-            values["blk"] = r.choice(fam.BLOCKS)
-        elif name == "txt":
-            values["txt"] = r.choice(fam.CAPTIONS)
-        elif name in ("tpos", "tpos_v"):
-            values["tpos"], values["tpos_v"] = r.choice(fam.TEXT_POSITIONS)
-        elif name == "tx":
-            values["tx"] = r.choice(fam.TEXT_THINGS)
-        elif name == "pw":
-            values["pw"] = r.choice(fam.PEOPLE_WORDS)
-        elif name == "side":
-            values["side"] = r.choice(["left", "right"])
-        elif name in ("cn", "cns"):
-            values["cn"], values["cns"] = r.choice(fam.COUNTABLE)
-        elif name == "sky":
-            values["sky"] = r.choice(fam.SKIES)
-        elif name == "ins":
-            values["ins"] = r.choice(fam.INSERTS)
         elif name in ("sup", "sup_t"):
             sup = r.choice(fam.SUPPORTS)
             values["sup"], values["sup_t"] = sup, sup.removeprefix("the ")
-        elif name in ("rel", "rel_v"):
-            values["rel"], values["rel_v"] = r.choice(fam.RELATIONS)
-        elif name in ("pos", "pos_v"):
-            values["pos"], values["pos_v"] = r.choice(fam.POSITIONS)
-        elif name == "tod":
-            values["tod"] = r.choice(fam.TIMES)
-        elif name in ("wx", "wxn"):
-            values["wx"], values["wxn"] = r.choice(fam.WEATHER)
-        elif name == "season":
-            values["season"] = r.choice(fam.SEASONS)
-        elif name == "light":
-            values["light"] = r.choice(fam.LIGHTS)
-        elif name == "act":
-            values["act"] = r.choice(fam.ACTIONS)
-        elif name == "look":
-            values["look"] = r.choice(fam.LOOKS)
-        elif name == "mat":
-            values["mat"] = r.choice(fam.MATERIALS)
-        elif name == "stt":
-            values["stt"] = r.choice(fam.STATES)
-        elif name == "art":
-            values["art"] = r.choice(fam.ARTIFACTS)
         elif name == "rand":
             values["rand"] = self._junk()
         else:
