@@ -8,6 +8,8 @@ deliberately broken ones; see the README for the distributions).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
@@ -496,24 +498,27 @@ def stylize_follow(call: CheckCall) -> list[CheckResult]:
                         fix=Fix(args={"strength": 1.0}) if strength < 1.0 else None)]
 
 
-def sharpen_follow(call: CheckCall) -> list[CheckResult]:
+def _ratio_inside(call: CheckCall, measure: Callable[[np.ndarray, np.ndarray], float]) -> float | None:
+    """``measure`` of the result over ``measure`` of the input, inside the node's mask (None: sizes differ)."""
     pair = same_size(call)
     if pair is None:
-        return []
+        return None
     region = inside(call)
-    before = sharpness(rgbf(pair[0]), region)
-    ratio = sharpness(rgbf(pair[1]), region) / max(before, 1e-9)
+    return measure(rgbf(pair[1]), region) / max(measure(rgbf(pair[0]), region), 1e-9)
+
+
+def sharpen_follow(call: CheckCall) -> list[CheckResult]:
+    ratio = _ratio_inside(call, sharpness)
+    if ratio is None:
+        return []
     return [call.result("sharpen raises sharpness", "follow", ratio, 1.05, ratio >= 1.05,
                         "the picture is not sharper; raise amount")]
 
 
 def denoise_follow(call: CheckCall) -> list[CheckResult]:
-    pair = same_size(call)
-    if pair is None:
+    ratio = _ratio_inside(call, noise)
+    if ratio is None:
         return []
-    region = inside(call)
-    before = noise(rgbf(pair[0]), region)
-    ratio = noise(rgbf(pair[1]), region) / max(before, 1e-9)
     return [call.result("denoise lowers noise", "follow", ratio, 0.95, ratio <= 0.95, "the noise estimate did not drop; raise strength")]
 
 
@@ -558,12 +563,9 @@ def border_follow(call: CheckCall) -> list[CheckResult]:
 
 def pixelate_follow(call: CheckCall) -> list[CheckResult]:
     """Inside the mask the picture became blocks: far less fine detail."""
-    pair = same_size(call)
-    if pair is None:
+    ratio = _ratio_inside(call, sharpness)
+    if ratio is None:
         return []
-    region = inside(call)
-    before = sharpness(rgbf(pair[0]), region)
-    ratio = sharpness(rgbf(pair[1]), region) / max(before, 1e-9)
     return [call.result("pixelate removes detail", "follow", ratio, 0.8, ratio <= 0.8,
                         f"{call.words.get('mask', 'the picture')} still shows its detail; use a larger block")]
 
