@@ -50,16 +50,21 @@ ON_DEVICE = {"now": 0, "most": 0}
 DEVICE_LOCK = threading.Lock()
 
 
+def _overlapping(image: Image, count: dict[str, int]) -> Image:
+    """Hold for 50 ms, recording in ``count['most']`` how many calls were inside at once."""
+    with DEVICE_LOCK:
+        count["now"] += 1
+        count["most"] = max(count["most"], count["now"])
+    time.sleep(0.05)
+    with DEVICE_LOCK:
+        count["now"] -= 1
+    return image
+
+
 @tool(role="style", resources=Resources(device="gpu"))
 def gpu_work(image: Image, *, tag: str = "") -> Image:
     """Counts how many of these hold the 'GPU' at once."""
-    with DEVICE_LOCK:
-        ON_DEVICE["now"] += 1
-        ON_DEVICE["most"] = max(ON_DEVICE["most"], ON_DEVICE["now"])
-    time.sleep(0.05)
-    with DEVICE_LOCK:
-        ON_DEVICE["now"] -= 1
-    return image
+    return _overlapping(image, ON_DEVICE)
 
 
 @tool(role="style")
@@ -97,13 +102,7 @@ SERIAL = {"now": 0, "most": 0}
 @tool(role="style", resources=Resources(serial=True))
 def not_thread_safe(image: Image, *, tag: str = "") -> Image:
     """Counts how many of these run at once (a model that is not thread-safe)."""
-    with DEVICE_LOCK:
-        SERIAL["now"] += 1
-        SERIAL["most"] = max(SERIAL["most"], SERIAL["now"])
-    time.sleep(0.05)
-    with DEVICE_LOCK:
-        SERIAL["now"] -= 1
-    return image
+    return _overlapping(image, SERIAL)
 
 
 STUCK = threading.Event()
