@@ -39,6 +39,35 @@ WARMER = re.compile(r"\b(warmer|warm it|warm up|warm tones?|golden|too cold|too 
 COOLER = re.compile(r"\b(cooler|cool it|cool down|cool tones?|colder|too warm|too yellow|too orange)\b", re.I)
 GREY = re.compile(r"\b(black and white|black & white|b&w|b/w|gr[ae]yscale|monochrome|desaturate[d]?|colou?rless|gr[ae]y ?out)\b", re.I)
 VIVID = re.compile(r"\b(more saturat\w*|saturate|vivid|vibrant|punchier|more colou?rful|pop)\b", re.I)
+# a statistic's name after a word that raises or lowers it ("less contrast", "tone down the saturation", "contrast -1")
+UP_WORDS = (
+    r"more|increase[ds]?|boost(?:ed)?|raise[ds]?|higher|high|stronger|bump(?:ed)? up|crank(?:ed)? up|turn(?:ed)? up|"
+    r"pump(?:ed)? up|add(?: some| a bit of)?"
+)
+DOWN_WORDS = (
+    r"less|reduce[ds]?|decrease[ds]?|lower(?:ed)?|low|weaker|softer|soften(?:ed)?|tone(?:d)? down|turn(?:ed)? down|dial(?:led)? down|"
+    r"bring down|cut|drop|mute[ds]?|too much|remove some"
+)
+STAT_NAMES = {
+    "brightness": r"brightness|exposure",
+    "contrast": r"contrast",
+    "saturation": r"saturation|colou?rs|colou?rfulness|vibrance",
+    "warmth": r"warmth|colou?r temperature",
+}
+
+
+def _signed(stat: str, up: bool) -> re.Pattern[str]:
+    words, number = (UP_WORDS, r"\+\s?\d") if up else (DOWN_WORDS, r"-\s?\d")
+    name = STAT_NAMES[stat]
+    after = rf"\b(?:{name})\s+(?:{number}|{'up' if up else 'down'}\b)"  # "contrast -1", "brightness down"
+    return re.compile(rf"\b(?:{words})\s+(?:the\s+|some\s+|a\s+(?:bit|little|touch)\s+(?:of\s+)?)?(?:{name})\b|{after}", re.I)
+
+
+SIGNED = {(stat, up): _signed(stat, up) for stat in STAT_NAMES for up in (True, False)}
+UPSIDE_DOWN = re.compile(r"\bupside[- ]down\b", re.I)
+MIRROR = re.compile(r"\b(flip\w*|mirror\w*)\b", re.I)
+TURN = re.compile(r"\b(rotat\w*|turn\w*|degrees?|clockwise|counter[- ]?clockwise|anti[- ]?clockwise|\d+\s*°)", re.I)
+GREY_DRAWING = re.compile(r"(?<!coloured )(?<!colored )(?<!colour )(?<!color )\b(pencil|graphite|charcoal)\b", re.I)
 OUTSIDE_WORDS = ("background", "backdrop", "bg", "surroundings", "sky")
 CLAUSES: dict[str, tuple[str, tuple[str, ...]]] = {  # a request word -> the steps that can do it
     "blur": (r"blur+(?:red|ry)?|defocus|bokeh|out of focus", ("blur",)),
@@ -66,6 +95,18 @@ SUBJECT = re.compile(
 )
 COLOUR_WORDS = ("white", "black", "grey", "gray", "red", "blue", "green", "yellow", "orange", "purple", "pink", "brown", "gold", "navy")
 ASPECTS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "4:5", "5:4", "21:9")
+PAINT_COLOURS = (*COLOUR_WORDS, "teal", "cyan", "magenta", "violet", "beige", "cream", "turquoise", "silver", "lilac")
+# "make the sky a deep blue", "turn the background white", "change the flower to yellow": a thing given a colour
+SHADES = "deep|dark|light|bright|pale|pure|plain|solid|soft|vivid|rich|nice"
+PAINT = re.compile(
+    r"\b(?:make|turn|change|paint|colou?r|dye|switch)\s+(?:the\s+|her\s+|his\s+|my\s+|their\s+|its\s+)?"
+    rf"(?P<noun>[a-z]+(?:\s(?!(?:{SHADES}|to|into|in|an?)\b)[a-z]+)?)\s+"
+    rf"(?:to\s+|into\s+|in\s+)?(?:a\s+|an\s+)?(?:(?:{SHADES})\s+)?"
+    rf"(?P<colour>{'|'.join(PAINT_COLOURS)})\b(?!\s*(?:and|&|/)\s*white)",
+    re.I,
+)
+GLOBAL_NOUNS = ("it", "this", "that", "photo", "picture", "image", "pic", "everything", "all", "whole picture", "whole photo", "tone")
+BACKGROUND_NOUNS = ("background", "backdrop", "bg", "backgound", "back ground")
 
 
 def step_for(clause: str, text: str, registry: Registry) -> dict[str, Any] | None:
@@ -295,4 +336,185 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
                         Fix(invert_mask=True),
                     )
                 )
+    for extra in (_sign_words, _geometry_words, _grey_words, _paint_words, _part_words):
+        out += extra(text, valid, registry, edits, targets, out)
     return out
+
+
+Found = list[CheckResult]
+
+
+def _finding(valid: ValidProgram, check: str, node: str, advice: str, fix: Fix | None) -> CheckResult:
+    tool = valid.program.node(node).tool if node else ""
+    return CheckResult(check=check, kind="intent", node=node, tool=tool, value=1.0, threshold=0.0, passed=False, advice=advice, fix=fix)
+
+
+def _arg(valid: ValidProgram, nid: str, name: str) -> float:
+    node = valid.program.node(nid)
+    return float(node.args.get(name, 0) or 0) if node.tool == "adjust" else 0.0
+
+
+def _sign_words(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
+    """A statistic named with a word that raises or lowers it ("less contrast", "contrast -1", "boost the saturation")."""
+    out: Found = []
+    adjusts = [n for n in edits if valid.program.node(n).tool == "adjust"]
+    judged = {r.check for r in found}
+    text = re.sub(r"\bmore or less\b", "", text, flags=re.I)  # an idiom, not a direction
+    for stat in STAT_NAMES:
+        up, down = SIGNED[(stat, True)].search(text), SIGNED[(stat, False)].search(text)
+        if bool(up) == bool(down) or not adjusts or f"{stat} direction" in judged:
+            continue
+        sign, said = (1, up) if up else (-1, down)
+        assert said is not None
+        for n in adjusts:
+            value = _arg(valid, n, stat)
+            if value * sign < 0:
+                out.append(
+                    _finding(
+                        valid,
+                        f"{stat} direction",
+                        n,
+                        f"the request says '{said.group(0)}' but {n!r} sets {stat} {value:g}: flip its sign",
+                        Fix(args={stat: -value}),
+                    )
+                )
+        if not out and all(_arg(valid, n, stat) == 0 for n in adjusts):
+            n = adjusts[-1]
+            out.append(
+                _finding(
+                    valid,
+                    f"{stat} direction",
+                    n,
+                    f"the request says '{said.group(0)}' but no step changes {stat}: set {stat} on {n!r}",
+                    Fix(args={stat: 0.5 * sign}),
+                )
+            )
+    return out
+
+
+def _geometry_words(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
+    """ "Upside down" (no flip word) is a half turn, not a mirror; "flip / mirror" (no turn word) is a mirror, not a turn."""
+    out: Found = []
+    upside, mirror, turn = UPSIDE_DOWN.search(text), MIRROR.search(text), TURN.search(text)
+    vertical = bool(upside or re.search(r"vertical|top to bottom|bottom to top", text, re.I))
+    for n in edits:
+        node = valid.program.node(n)
+        degrees = float(node.args.get("degrees", 0) or 0) if node.tool == "rotate" else 0.0
+        if upside and not mirror and node.tool == "flip" and "rotate" in registry:
+            out.append(
+                _finding(
+                    valid,
+                    "upside down is a half turn",
+                    n,
+                    f"'upside down' is a half turn but {n!r} mirrors the picture: rotate 180 degrees instead",
+                    Fix(tool="rotate", args={"degrees": 180}),
+                )
+            )
+        elif upside and not mirror and node.tool == "rotate" and abs(degrees) != 180:
+            out.append(
+                _finding(
+                    valid,
+                    "upside down is a half turn",
+                    n,
+                    f"'upside down' is a half turn but {n!r} turns {degrees:g} degrees: rotate 180",
+                    Fix(args={"degrees": 180}),
+                )
+            )
+        elif mirror and not turn and node.tool == "rotate" and "flip" in registry:
+            direction = "vertical" if vertical else "horizontal"
+            out.append(
+                _finding(
+                    valid,
+                    "a mirror is a flip",
+                    n,
+                    f"the request says '{mirror.group(0)}' but {n!r} turns the picture: flip it {direction}",
+                    Fix(tool="flip", args={"direction": direction}),
+                )
+            )
+    return out
+
+
+def _grey_words(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
+    """A pencil / charcoal drawing is grey (the catalogue's "pencil" style; its "sketch" is coloured pencil)."""
+    out: Found = []
+    drawing = GREY_DRAWING.search(text)
+    if not drawing:
+        return out
+    for n in edits:
+        node = valid.program.node(n)
+        style = re.sub(r"[\s_-]+", " ", str(node.args.get("style", "")).strip().lower()) if node.tool == "stylize" else ""
+        if node.tool == "stylize" and style not in ("pencil", "pencil style"):
+            out.append(
+                _finding(
+                    valid,
+                    "grey drawing style",
+                    n,
+                    f"a {drawing.group(0)} drawing is grey, but {n!r} uses the style {style!r}: use the style 'pencil'",
+                    Fix(args={"style": "pencil"}),
+                )
+            )
+    return out
+
+
+def _paint_words(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
+    """ "Make the sky blue", "turn the background white": a colour given to a region is a recolor (or a new background), not a tone."""
+    m = PAINT.search(text)
+    tools = {valid.program.node(n).tool for n in edits}
+    if not m or tools & {"recolor", "replace_background", "replace", "edit", "insert", "stylize"}:
+        return []
+    noun, colour = m.group("noun").lower(), m.group("colour").lower()
+    if noun in GLOBAL_NOUNS or noun.split()[-1] in GLOBAL_NOUNS:
+        return []
+    backdrop = noun in BACKGROUND_NOUNS
+    tool = "replace_background" if backdrop else "recolor"
+    if tool not in registry:
+        return []
+    for n in edits:
+        t = _mask_target(valid, n, targets)
+        if valid.program.node(n).tool != "adjust" or not t:
+            continue
+        if backdrop and not (t.startswith("not ") or any(w in t for w in BACKGROUND_NOUNS)):
+            continue
+        if not backdrop and noun.split()[-1] not in t:
+            continue
+        return [
+            _finding(
+                valid,
+                "a colour is a recolor",
+                n,
+                f"the request makes the {noun} {colour}, but {n!r} only changes its tone: use {tool} with color {colour!r}",
+                Fix(tool=tool, args={"color": colour}, invert_mask=backdrop),
+            )
+        ]
+    return []
+
+
+PART = re.compile(r"\b(?:her|his|my|their|your|the|its|our)\s+(face|hair|skin|eyes|lips|teeth|eyebrows)\b", re.I)
+PERSON_TARGETS = ("person", "people", "man", "woman", "subject", "her", "him")
+
+
+def _part_words(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
+    """ "Brighten her face" planned on the whole person: the segment should find the part named."""
+    parts = {p.lower() for p in PART.findall(text)}
+    if len(parts) != 1:
+        return []
+    part = parts.pop()
+    for n in edits:
+        ref = valid.program.node(n).args.get("mask")
+        src = ref_name(ref) if is_ref(ref) else ""
+        while src and valid.program.node(src).tool == "grow" and is_ref(valid.program.node(src).args.get("mask")):
+            src = ref_name(valid.program.node(src).args["mask"])
+        if not src or valid.program.node(src).tool != "segment":
+            continue
+        target = str(valid.program.node(src).args.get("target", "")).strip().lower()
+        if target in PERSON_TARGETS:
+            return [
+                _finding(
+                    valid,
+                    "the part named is edited",
+                    src,
+                    f"the request edits {part}, but {src!r} selects the whole {target}: segment {part!r}",
+                    Fix(args={"target": part}),
+                )
+            ]
+    return []

@@ -21,6 +21,7 @@ the first. Every step is a :class:`LoopEvent`.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from pydantic import BaseModel, Field
 from banana.agent.critic import Critique, critique
 from banana.agent.describe import describe
 from banana.agent.executor import Executor, NodeEvent, RunResult
+from banana.agent.fixes import proposals
 from banana.agent.planner.base import Planner, PlanRequest, lower
 from banana.agent.program import Program, ProgramError, ValidProgram, input_names, is_ref, ref_name, validate
 from banana.tools.checks import CheckResult
@@ -173,7 +175,37 @@ def fix_program(program: Program, result: CheckResult, registry: Registry | None
 
 
 def program_key(program: Program) -> str:
-    return program.model_dump_json()
+    """The program's canonical form: what its output is computed from, whatever the node ids and their order."""
+    nodes = {n.id: n for n in program.nodes}
+    done: dict[str, str] = {}
+
+    def canon(value: Any) -> Any:
+        if is_ref(value) and ref_name(value) in nodes:
+            return node(ref_name(value))
+        if isinstance(value, list):
+            return [canon(v) for v in value]
+        return value
+
+    def node(nid: str) -> str:
+        if nid not in done:
+            n = nodes[nid]
+            done[nid] = json.dumps([n.tool, {k: canon(v) for k, v in sorted(n.args.items())}], sort_keys=True, default=str)
+        return done[nid]
+
+    return json.dumps(canon(program.output), default=str)
+
+
+def next_fix(request: str, base: LoopAttempt, tried: set[str], registry: Registry) -> tuple[Program | None, str, str]:
+    """The first local fix of ``base``'s hard failures (a check's own, then :mod:`banana.agent.fixes`' rows) not tried yet."""
+    current = Program.model_validate(base.program)
+    for r in base.critique.hard_failures:
+        for name, fix in proposals(request, r, current):
+            if fix.append and not base.produced:  # nothing to append to: the plan's own steps failed
+                fix = fix.model_copy(update={"replace": fix.append, "append": []})
+            fixed = fix_program(current, r.model_copy(update={"fix": fix}), registry)
+            if fixed is not None and program_key(fixed) not in tried:
+                return fixed, f"{name} at {r.node!r}", r.advice
+    return None, "", ""
 
 
 def replan(planner: Planner, request: PlanRequest, previous: str, lines: list[str], registry: Registry) -> Program | None:
@@ -289,13 +321,13 @@ def run_loop(
             break
         current = Program.model_validate(best.program)
         nxt, how = None, ""
-        for r in best.critique.hard_failures:
-            if r.fix is not None and r.fix.append and not best.produced:  # nothing to append to: the plan's own steps failed
-                r = r.model_copy(update={"fix": r.fix.model_copy(update={"replace": r.fix.append, "append": []})})
-            fixed = fix_program(current, r, registry)
-            if fixed is not None and program_key(fixed) not in tried:
-                nxt, how = fixed, f"local fix: {r.check} at {r.node!r}"
-                emit("local_fix", f"{r.check} at {r.node!r}: {r.advice}")
+        last = result.attempts[-1]
+        bases = [best] + ([last] if last.index != best.index and last.score == best.score else [])  # a tie may be one fix away
+        for base in bases:
+            nxt, what, advice = next_fix(req.instruction, base, tried, registry)
+            if nxt is not None:
+                emit("local_fix", f"{what}: {advice}")
+                how = f"local fix: {what}"
                 break
         while nxt is None and replans < budget.replans and time.perf_counter() - t0 < budget.seconds:
             replans += 1

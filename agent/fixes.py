@@ -1,0 +1,63 @@
+"""Local fixes for failures whose check carries no :class:`Fix` of its own: a table, failure kind -> rewrite.
+
+A check that knows its repair attaches it (``CheckResult.fix``: flip a sign, invert a mask, swap a
+tool, add a step). Some failures can only be repaired with what the request says, which a tool's
+check does not see; each row here reads the failing result and the request and proposes
+:class:`Fix` es in order of preference. The loop applies the first whose program it has not tried,
+validates it like any plan, and reports it as a ``local_fix`` event.
+
+Rows:
+- ``unseen object``: segment cannot see an object noun (no open-vocabulary expert). Try the noun
+  with the colour the request gives it ("make the bike blue instead of red" -> "red bike"), then
+  the main object ("subject"), which is what a single named object most often is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from banana.agent.program import Program
+from banana.tools.checks import CheckResult, Fix
+
+COLOURS = ("white", "black", "grey", "gray", "red", "blue", "green", "yellow", "orange", "purple", "pink", "brown", "gold", "navy",
+           "teal", "cyan", "magenta", "violet", "beige", "cream", "turquoise", "silver")  # fmt: skip
+UNSEEN = re.compile(r"no open-vocabulary expert|no model here understands")
+COLOUR_TOOLS = ("recolor", "replace_background", "border", "add_text")  # tools whose `color` is where the request goes, not where it starts
+
+
+@dataclass(frozen=True)
+class FixRow:
+    """One failure kind: which failing results it applies to, and the fixes it proposes (best first)."""
+
+    name: str
+    applies: Callable[[CheckResult, Program], bool]
+    propose: Callable[[str, CheckResult, Program], list[Fix]]
+
+
+def _segment_failed(result: CheckResult, program: Program) -> bool:
+    return result.check == "node ran" and result.tool == "segment" and bool(UNSEEN.search(result.advice))
+
+
+def _unseen_object(request: str, result: CheckResult, program: Program) -> list[Fix]:
+    target = str(program.node(result.node).args.get("target", "")).strip().lower()
+    words = re.findall(r"[a-z]+", target)
+    if not words or "subject" in words or any(w in COLOURS for w in words):
+        return []
+    goes_to = {str(n.args.get(k, "")).lower() for n in program.nodes if n.tool in COLOUR_TOOLS for k in ("color", "color2")}
+    said = [c for c in re.findall(r"[a-z]+", request.lower()) if c in COLOURS and c not in goes_to]
+    fixes = [Fix(args={"target": f"{said[0]} {words[-1]}"})] if said else []
+    return [*fixes, Fix(args={"target": "subject"})]
+
+
+ROWS: tuple[FixRow, ...] = (FixRow("unseen object", _segment_failed, _unseen_object),)
+
+
+def proposals(request: str, result: CheckResult, program: Program) -> list[tuple[str, Fix]]:
+    """The fixes for one failing result: its own first, then the table's rows that apply (name, fix)."""
+    found: list[tuple[str, Fix]] = [(result.check, result.fix)] if result.fix is not None else []
+    for row in ROWS:
+        if result.node and row.applies(result, program):
+            found += [(row.name, f) for f in row.propose(request, result, program)]
+    return found
