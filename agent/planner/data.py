@@ -211,6 +211,8 @@ ONE_OF: dict[str, Sequence[Any]] = {
     "mat": fam.MATERIALS,
     "stt": fam.STATES,
     "art": fam.ARTIFACTS,
+    "fw": fam.FACE_WORDS,
+    "pl": PLACES,
 }
 _PAIRS: list[tuple[tuple[str, str], Sequence[tuple[Any, Any]]]] = [
     (("tpos", "tpos_v"), fam.TEXT_POSITIONS),
@@ -325,6 +327,10 @@ class Generator:
             values[first], values[second] = r.choice(PAIR_OF[name][1])
         elif name in ("o", "o_t"):
             values["o"], values["o_t"] = self.obj()
+        elif name in ("ro", "ro_t", "ra"):  # any everyday noun (round 5): 'the toaster', 'toaster', 'a toaster'
+            noun = r.choice(fam.EVERYDAY)
+            values["ro"], values["ro_t"] = f"{r.choice(DETERMINERS)} {noun}", noun
+            values["ra"] = f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
         elif name in ("nn", "nn_t"):
             noun = r.choice(OBJECTS)
             values["nn"], values["nn_t"] = f"{r.choice(DETERMINERS)} {noun}", noun
