@@ -33,6 +33,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from banana.tools.memo import DEFAULT_MAX_BYTES, Memo
 from banana.tools.spec import ToolSpec
 from banana.tools.values import VALUE_TYPES, Image, Value, value_type
 
@@ -118,6 +119,7 @@ class ResultCache:
         disk: str | Path | None = None,
         disk_max_bytes: int | None = None,
         orphan_age: float = 3600.0,
+        memo_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         if disk_max_bytes is not None and disk_max_bytes < 0:
             raise ValueError(f"the disk cache bound must be at least 0 bytes, got {disk_max_bytes}")
@@ -127,6 +129,7 @@ class ResultCache:
         self.orphan_age = orphan_age
         self._items: OrderedDict[str, Value] = OrderedDict()
         self._bytes = 0
+        self.memo = Memo(memo_max_bytes)  # values derived from pictures (Lab, float pixels, check results): in memory only
         self._lock = threading.Lock()
         self._evict_lock = threading.Lock()
         self.hits = 0

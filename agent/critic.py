@@ -10,6 +10,8 @@ every *hard* check passes; its ``score`` orders attempts (fewer hard failures fi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from typing import Any
 
@@ -21,6 +23,7 @@ from banana.agent.executor import RunResult
 from banana.agent.intent import intent_checks
 from banana.agent.program import ValidProgram, is_ref, ref_name
 from banana.tools.checks import CheckCall, CheckResult
+from banana.tools.memo import Memo, using
 from banana.tools.registry import Registry
 from banana.tools.values import Image, Mask, Value
 
@@ -83,8 +86,12 @@ def _ports(valid: ValidProgram, nid: str, registry: Registry, values: dict[str, 
     return ports, refs
 
 
-def node_checks(valid: ValidProgram, run: RunResult, inputs: dict[str, Value], registry: Registry) -> list[CheckResult]:
-    """Each executed node's declared checks; a node that did not run is a hard failure."""
+def node_checks(valid: ValidProgram, run: RunResult, inputs: dict[str, Value], registry: Registry,
+                memo: Memo | None = None) -> list[CheckResult]:
+    """Each executed node's declared checks; a node that did not run is a hard failure.
+
+    With a ``memo`` (the executor cache's), a node whose inputs and output are what they were on an
+    earlier run gets that run's results again instead of being measured twice (checks are functions of their call)."""
     values: dict[str, Value] = {**inputs, **run.outputs}
     words, targets = node_words(valid, registry), mask_targets(valid)
     source = inputs.get("input")
@@ -115,6 +122,12 @@ def node_checks(valid: ValidProgram, run: RunResult, inputs: dict[str, Value], r
             words={p: words.get(r, r) for p, r in refs.items()},
             targets={p: targets.get(r, "") for p, r in refs.items()},
         )
+        key = _checks_key(call) if memo is not None else ""
+        reused = memo.get(key) if memo is not None else None
+        if reused is not None:  # the same node on the same pictures as an earlier turn: the same measurements
+            results.extend(r.model_copy(deep=True) for r in reused)
+            continue
+        first = len(results)
         for check in spec.checks:
             try:
                 results.extend(check(call))
@@ -131,7 +144,18 @@ def node_checks(valid: ValidProgram, run: RunResult, inputs: dict[str, Value], r
                         hard=False,
                     )
                 )
+        if memo is not None:
+            memo.put(key, [r.model_copy(deep=True) for r in results[first:]])
     return results
+
+
+def _checks_key(call: CheckCall) -> str:
+    """What a node's check results are a function of: its id, tool, args and words, and the content of its
+    inputs, its output and the program's source picture (content hashes are computed once per value)."""
+    values = sorted((p, v.content_hash) for p, v in call.ports.items())
+    parts = [call.node, call.tool, call.output.content_hash, call.source.content_hash if call.source is not None else "-",
+             json.dumps([call.args, values, call.words, call.targets], sort_keys=True, default=str)]
+    return "checks|" + hashlib.blake2b("|".join(parts).encode(), digest_size=20).hexdigest()
 
 
 def _region_of(valid: ValidProgram, nid: str, values: dict[str, Value], shape: tuple[int, int]) -> np.ndarray:
@@ -204,10 +228,20 @@ def _face_target(valid: ValidProgram, nid: str, targets: dict[str, str]) -> bool
 
 
 def critique(
-    valid: ValidProgram, run: RunResult, inputs: dict[str, Value], registry: Registry, request: str | None = None, identity: bool = True
+    valid: ValidProgram, run: RunResult, inputs: dict[str, Value], registry: Registry, request: str | None = None, identity: bool = True,
+    memo: Memo | None = None,
 ) -> Critique:
-    """Every check of an executed program (``request`` adds the intent checks)."""
-    results = node_checks(valid, run, inputs, registry)
+    """Every check of an executed program (``request`` adds the intent checks).
+
+    ``memo``: where derived values (Lab, float pixels, unchanged nodes' results) are remembered between
+    runs, e.g. the executor cache's; without one, they are shared by the checks of this call only."""
+    with using(memo if memo is not None else Memo()):
+        return _critique(valid, run, inputs, registry, request, identity, memo)
+
+
+def _critique(valid: ValidProgram, run: RunResult, inputs: dict[str, Value], registry: Registry, request: str | None,
+              identity: bool, memo: Memo | None) -> Critique:
+    results = node_checks(valid, run, inputs, registry, memo)
     if not run.ok and valid.output not in run.failures:
         results.append(
             CheckResult(check="output made", kind="follow", value=0, threshold=1, passed=False, advice="the output was not produced")

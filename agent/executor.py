@@ -30,6 +30,7 @@ from banana.agent.preflight import preflight
 from banana.agent.program import ValidProgram, is_ref, ref_name
 from banana.experts.manager import routed_by_policy
 from banana.tools.files import ReadPolicy, file_digests
+from banana.tools.memo import using
 from banana.tools.registry import Registry
 from banana.tools.spec import Cancelled, TimedOut, ToolContext, ToolSpec
 from banana.tools.values import Value
@@ -252,7 +253,8 @@ class Executor:
                     ctx.deadline = started_at[node_id] + self.node_timeout_s
                 emit("started", node_id, spec.name)
                 start = time.perf_counter()
-                out = spec(ctx, **ports, **literals)
+                with using(self.cache.memo):  # the tool may reuse what it derived from the same pictures before
+                    out = spec(ctx, **ports, **literals)
                 return out, time.perf_counter() - start
             finally:
                 if lock is not None:

@@ -274,7 +274,7 @@ def run_loop(
         run = executor.run(valid, dict(images), on_event=on_node)
         emit("ran", f"{how}: {describe(valid, registry)} ({'ok' if run.ok else 'failed'}, {run.wall:.2f} s)")
         crit = (
-            critique(valid, run, dict(images), registry, request=req.instruction)
+            critique(valid, run, dict(images), registry, request=req.instruction, memo=executor.cache.memo)
             if critic
             else Critique(description=describe(valid, registry))
         )

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from banana.experts.checks import declared
 from banana.experts.colors import parse_color
-from banana.experts.imaging import composite, diagonal, fit_mask, gaussian, luminance, to_float, to_image
+from banana.experts.imaging import composite, diagonal, fit_mask, float_of, gaussian, luminance, to_float, to_image
 from banana.experts.objects import generative_backbone
 from banana.tools.backbone import fingerprint
 from banana.tools.files import FilePath, ReadPolicy
@@ -40,7 +40,7 @@ def blur(
     amount: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5,
 ) -> Image:
     """Blur the picture, or only where the mask is set (e.g. the background), with soft edges."""
-    rgb = to_float(image)
+    rgb = float_of(image)
     alpha = fit_mask(mask, image)
     sigma = max(0.5, amount * diagonal(image) / 60.0)
     if mask is None:

@@ -9,13 +9,18 @@ deliberately broken ones; see the README for the distributions).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import cv2
 import numpy as np
 
-from banana.experts.colors import parse_color, rgb_to_lab
+from banana.experts.colors import LINEAR_OF_BYTE, linear_to_lab, parse_color, rgb_to_lab
+from banana.experts.imaging import float_of
 from banana.tools.checks import CheckCall, CheckResult, Fix
+from banana.tools.memo import derived
 from banana.tools.values import Boxes, Image, Mask
+
+T = TypeVar("T")
 
 KEEP_TOL = 0.01  # mean |out - in| (RGB in 0..1) allowed where a foreground must be kept
 KEEP_STEP = 3  # a pixel outside the mask "moved" when a channel changed by more than this (0..255)
@@ -48,11 +53,13 @@ FACE_KEEP = 0.9  # crop: share of each detected face's box inside the crop
 
 
 def rgbf(image: Image) -> np.ndarray:
-    return image.pixels.astype(np.float32) / 255.0
+    """Float pixels, read-only; remembered by content while a memo is current (the input is the same every turn)."""
+    return float_of(image)
 
 
 def lab(image: Image) -> np.ndarray:
-    return rgb_to_lab(rgbf(image))
+    """Lab of a picture, read-only; remembered like :func:`rgbf` (several checks of one node ask for it)."""
+    return derived("lab", (image,), lambda: linear_to_lab(LINEAR_OF_BYTE[image.pixels]))  # equal to rgb_to_lab(rgbf(image))
 
 
 def alpha_of(call: CheckCall, port: str = "mask") -> np.ndarray | None:
@@ -85,15 +92,19 @@ def inside(call: CheckCall) -> np.ndarray:
     a = alpha_of(call)
     if a is None:
         return np.ones((out.height, out.width), bool)
-    core = erode(a > 0.5, margin(out))
-    return core if core.sum() >= 50 else a > 0.5
+
+    def core() -> np.ndarray:
+        c = erode(a > 0.5, margin(out))
+        return c if c.sum() >= 50 else a > 0.5
+
+    return derived(f"inside@{out.height}x{out.width}", (call.ports["mask"],), core)
 
 
 def outside(call: CheckCall) -> np.ndarray | None:
     a = alpha_of(call)
     if a is None:
         return None
-    return erode(a <= 0.0, 1)
+    return derived(f"outside@{a.shape}", (call.ports["mask"],), lambda: erode(a <= 0.0, 1))
 
 
 def sharpness(rgb: np.ndarray, region: np.ndarray) -> float:
@@ -153,6 +164,26 @@ def gradient(rgb: np.ndarray) -> np.ndarray:
     return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
 
 
+def gradient_of(image: Image) -> np.ndarray:
+    return derived("gradient", (image,), lambda: gradient(rgbf(image)))
+
+
+def laplacian_of(image: Image) -> np.ndarray:
+    """Laplacian of the grey picture (sharpness per pixel)."""
+    return derived("laplacian", (image,), lambda: cv2.Laplacian(cv2.cvtColor(rgbf(image), cv2.COLOR_RGB2GRAY), cv2.CV_32F))
+
+
+def flat_of(image: Image) -> np.ndarray:
+    """Pixels clipped to pure black or white (every channel 0, or every channel 255)."""
+    px = image.pixels
+
+    def flat() -> np.ndarray:
+        r, g, b = px[..., 0], px[..., 1], px[..., 2]
+        return ((r == 0) & (g == 0) & (b == 0)) | ((r == 255) & (g == 255) & (b == 255))
+
+    return derived("flat", (image,), flat)
+
+
 # ---------------------------------------------------------------- shared checks
 
 
@@ -161,7 +192,8 @@ def keep_outside(call: CheckCall) -> list[CheckResult]:
     pair, region = same_size(call), outside(call)
     if pair is None or region is None or not region.any():
         return []
-    moved = np.abs(pair[0].pixels.astype(np.int16) - pair[1].pixels.astype(np.int16)).max(axis=-1) > KEEP_STEP
+    d = cv2.absdiff(pair[0].pixels, pair[1].pixels)  # |a - b| of uint8, exact
+    moved = (d[..., 0] > KEEP_STEP) | (d[..., 1] > KEEP_STEP) | (d[..., 2] > KEEP_STEP)
     share = float(moved[region].mean())
     return [call.result("keep outside mask", "keep", share, KEEP_SHARE, share <= KEEP_SHARE,
                         f"{share:.1%} of the pixels outside {call.words.get('mask', 'the mask')} changed; the edit leaked out of its mask")]
@@ -179,21 +211,19 @@ def quality(call: CheckCall) -> list[CheckResult]:
     pair = same_size(call)
     if pair is None:
         return res
-    src, dst = rgbf(pair[0]), rgbf(pair[1])
     region = inside(call)
 
-    def clipped(x: np.ndarray) -> float:
-        flat = (x <= 0.0).all(axis=-1) | (x >= 1.0).all(axis=-1)
-        return float(flat[region].mean()) if region.any() else 0.0
+    def clipped(x: Image) -> float:
+        return float(flat_of(x)[region].mean()) if region.any() else 0.0
 
-    rise = clipped(dst) - clipped(src)
+    rise = clipped(pair[1]) - clipped(pair[0])
     res.append(call.result("no clipping", "quality", rise, CLIP_MAX_RISE, rise <= CLIP_MAX_RISE,
                            "the edit pushed many pixels to pure black or white; use a smaller amount", hard=False))
     a = alpha_of(call)
     if a is not None and 0.001 < (a > 0.5).mean() < 0.999:
         band = boundary(a, 2)
-        g_in = float(gradient(src)[band].mean()) + 1e-3
-        seam = float(gradient(dst)[band].mean()) / g_in
+        g_in = float(gradient_of(pair[0])[band].mean()) + 1e-3
+        seam = float(gradient_of(pair[1])[band].mean()) / g_in
         res.append(call.result("seam energy", "quality", seam, SEAM_MAX_RATIO, seam <= SEAM_MAX_RATIO,
                                "a visible seam runs along the mask edge; grow or feather the mask"))
     return res
@@ -245,6 +275,15 @@ def tiles(region: np.ndarray, size: int = 32) -> list[tuple[slice, slice]]:
     return out
 
 
+def in_region(call: CheckCall, kind: str, compute: Callable[[], T]) -> T:
+    """A measurement of the node's input picture inside its mask (``inside(call)``): remembered by their content,
+    since a follow-up that changes only an argument measures the same input in the same region again."""
+    values = tuple(v for v in (call.ports.get("image"), call.ports.get("mask")) if v is not None)
+    out = call.output
+    assert isinstance(out, Image)
+    return derived(f"{kind}@{out.height}x{out.width}", values, compute)
+
+
 def mean_l_shift(src: Image, out: Image, region: np.ndarray) -> float:
     return float(abs(lab(out)[..., 0][region].mean() - lab(src)[..., 0][region].mean())) if region.any() else 0.0
 
@@ -255,32 +294,38 @@ def blur_follow(call: CheckCall) -> list[CheckResult]:
     if pair is None:
         return []
     region = inside(call)
-    src, dst = rgbf(pair[0]), rgbf(pair[1])
-    grey_src, grey_dst = (cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), cv2.CV_32F) for x in (src, dst))
-    textured = [t for t in tiles(region) if grey_src[t].var() > BLUR_MIN_TEXTURE]
+    grey_src, grey_dst = laplacian_of(pair[0]), laplacian_of(pair[1])
+
+    def texture() -> tuple[list[tuple[slice, slice]], list[np.floating]]:
+        found = [(t, grey_src[t].var()) for t in tiles(region)]
+        return [t for t, v in found if v > BLUR_MIN_TEXTURE], [v for t, v in found if v > BLUR_MIN_TEXTURE]
+
+    textured, before = in_region(call, "blur.texture", texture)
     if not textured:
         return []
     amount = float(call.args.get("amount", 0.5))
     sigma = amount * float(np.hypot(*region.shape)) / 60.0  # the blur tool's own scale: the check expects what the amount asks
     limit = BLUR_MAX_RATIO if sigma >= 1.5 else BLUR_MAX_RATIO_LIGHT
-    share = float(np.mean([grey_dst[t].var() / grey_src[t].var() <= limit for t in textured]))
+    share = float(np.mean([grey_dst[t].var() / v <= limit for t, v in zip(textured, before, strict=True)]))
     step = Fix(args={"amount": round(min(1.0, amount + 0.3), 2)}) if amount < 1.0 else None
-    shift = mean_l_shift(pair[0], pair[1], region)
+    l_src = in_region(call, "mean L", lambda: lab(pair[0])[..., 0][region].mean() if region.any() else None)
+    shift = float(abs(lab(pair[1])[..., 0][region].mean() - l_src)) if l_src is not None else 0.0
     return [call.result("blur lowers sharpness", "follow", share, BLUR_MIN_SHARE, share >= BLUR_MIN_SHARE,
                         f"only {share:.0%} of {call.words.get('mask', 'the picture')} is blurred; raise amount", fix=step),
             call.result("blur keeps the tones", "follow", shift, TONE_KEEP_L, shift <= TONE_KEEP_L,
                         f"the blurred region changed brightness by {shift:.1f} L: a seam or a wrong paste, not a blur")]
 
 
-def _adjust_stats(src: Image, out: Image, region: np.ndarray) -> dict[str, tuple[float, float]]:
-    a, b = lab(src)[region], lab(out)[region]
-    warm = lambda x: x[:, 2] + 0.5 * x[:, 1]  # noqa: E731
-    return {
-        "brightness": (float(a[:, 0].mean()), float(b[:, 0].mean())),
-        "contrast": (float(a[:, 0].std()), float(b[:, 0].std())),
-        "saturation": (float(chroma(a).mean()), float(chroma(b).mean())),
-        "warmth": (float(warm(a).mean()), float(warm(b).mean())),
-    }
+def _lab_stats(px: np.ndarray) -> dict[str, float]:
+    """Lightness, its spread, chroma and warmth of Lab pixels (N x 3)."""
+    return {"brightness": float(px[:, 0].mean()), "contrast": float(px[:, 0].std()), "saturation": float(chroma(px).mean()),
+            "warmth": float((px[:, 2] + 0.5 * px[:, 1]).mean())}
+
+
+def _adjust_stats(call: CheckCall, src: Image, out: Image, region: np.ndarray) -> dict[str, tuple[float, float]]:
+    before = in_region(call, "adjust stats", lambda: _lab_stats(lab(src)[region]))
+    after = _lab_stats(lab(out)[region])
+    return {name: (before[name], after[name]) for name in before}
 
 
 ADJUST_MIN = {"brightness": 3.0, "contrast": 0.1, "saturation": 0.2, "warmth": 2.0}  # per unit of the arg
@@ -294,7 +339,7 @@ def adjust_follow(call: CheckCall) -> list[CheckResult]:
     region = inside(call)
     if not region.any():
         return []
-    stats = _adjust_stats(pair[0], pair[1], region)
+    stats = _adjust_stats(call, pair[0], pair[1], region)
     res = []
     if abs(float(call.args.get("brightness", 0) or 0)) < 0.05 and abs(float(call.args.get("contrast", 0) or 0)) < 0.05:
         shift = abs(stats["brightness"][1] - stats["brightness"][0])
@@ -326,18 +371,19 @@ def adjust_follow(call: CheckCall) -> list[CheckResult]:
 def _adjust_coverage(call: CheckCall, src: Image, out: Image, region: np.ndarray) -> list[CheckResult]:
     """Brightness and warmth move over (nearly) all of the mask, not in one corner of it."""
     a, b = lab(src), lab(out)
-    res = []
+    res: list[CheckResult] = []
     for name in ("brightness", "warmth"):
         amount = float(call.args.get(name, 0.0) or 0.0)
         if abs(amount) < 0.05:
             continue
         stat = (lambda x: x[..., 0]) if name == "brightness" else (lambda x: x[..., 2] + 0.5 * x[..., 1])
-        sa, sb = stat(a), stat(b)
-        cells = tiles(region)
+        cells = in_region(call, "tiles", lambda: tiles(region))
         if not cells:
             continue
+        sb = stat(b)
+        before = in_region(call, f"adjust {name} tiles", lambda stat=stat, cells=cells: [stat(a)[t].mean() for t in cells])
         need = 0.5 * ADJUST_MIN[name] * abs(amount)
-        share = float(np.mean([(sb[t].mean() - sa[t].mean()) * np.sign(amount) >= need for t in cells]))
+        share = float(np.mean([(sb[t].mean() - m) * np.sign(amount) >= need for t, m in zip(cells, before, strict=True)]))
         res.append(call.result(f"adjust {name} covers the mask", "follow", share, ADJUST_MIN_SHARE, share >= ADJUST_MIN_SHARE,
                                f"{name} changed over only {share:.0%} of {call.words.get('mask', 'the picture')}"))
     return res

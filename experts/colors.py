@@ -64,7 +64,15 @@ def linear_to_srgb(lin: np.ndarray) -> np.ndarray:
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB floats in [0, 1] -> Lab (L in [0, 100])."""
-    xyz = srgb_to_linear(rgb) @ _XYZ_FROM_RGB.T / _WHITE
+    return linear_to_lab(srgb_to_linear(rgb))
+
+
+LINEAR_OF_BYTE = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)  # uint8 -> linear: a table, equal to the formula
+
+
+def linear_to_lab(lin: np.ndarray) -> np.ndarray:
+    """Linear RGB -> Lab (what :func:`rgb_to_lab` does after the transfer curve; ``LINEAR_OF_BYTE[pixels]`` feeds it for 8-bit pictures)."""
+    xyz = lin @ _XYZ_FROM_RGB.T / _WHITE
     f = np.where(xyz > _EPS**3, np.cbrt(xyz), xyz / (3 * _EPS**2) + 4.0 / 29.0)
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1).astype(np.float32)
 

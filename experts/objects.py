@@ -18,7 +18,7 @@ from pydantic import Field
 
 from banana.experts.checks import declared
 from banana.experts.colors import lab_to_linear, linear_to_srgb, parse_color, rgb_to_lab
-from banana.experts.imaging import composite, fit_mask, to_float, to_image
+from banana.experts.imaging import composite, fit_mask, float_of, to_image
 from banana.experts.manager import choose, context, implements, model
 from banana.tools.backbone import Backbone, fingerprint, get_backbone
 from banana.tools.spec import Resources, tool
@@ -210,7 +210,7 @@ def tint(rgb: np.ndarray, target: np.ndarray) -> np.ndarray:
 def recolor(image: Image, mask: Mask, *, color: Annotated[str, Field(min_length=1, max_length=40)]) -> Image:
     """Give the masked region a new colour (a name like purple, or #RRGGBB), keeping its shading and texture."""
     target = parse_color(color)
-    rgb = to_float(image)
+    rgb = float_of(image)
     alpha = fit_mask(mask, image)
     edited = rgb.copy()
     edited[alpha > 0] = tint(rgb[alpha > 0], target)

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from banana.experts.checks import declared
-from banana.experts.imaging import composite, diagonal, fit_mask, gaussian, luminance, to_float, to_image
+from banana.experts.imaging import composite, diagonal, fit_mask, float_of, gaussian, luminance, to_image
 from banana.tools.spec import tool
 from banana.tools.values import Image, Mask
 
@@ -78,7 +78,7 @@ def adjust(
     highlights: Amount = 0.0,
 ) -> Image:
     """Change brightness, contrast, saturation (-1 = grayscale), warmth, hue (shift), shadows or highlights, everywhere or in a mask."""
-    rgb = to_float(image)
+    rgb = float_of(image)
     edited = apply_tone(rgb, brightness, contrast, saturation, warmth)
     if hue:
         edited = np.clip(shift_hue(edited, hue), 0.0, 1.0)

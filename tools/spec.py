@@ -16,6 +16,8 @@ is the output type.
 
 from __future__ import annotations
 
+import copy
+import functools
 import inspect
 import re
 import threading
@@ -135,8 +137,9 @@ class ToolSpec(BaseModel):
         return list(self.args_model.model_fields)
 
     def args_schema(self) -> dict[str, Any]:
-        """JSON Schema of the literal args (bounds, enums, defaults)."""
-        return self.args_model.model_json_schema()
+        """JSON Schema of the literal args (bounds, enums, defaults); built once per tool (the validator asks on every
+        run, ~1 ms each), handed out as a copy since callers may edit it."""
+        return copy.deepcopy(_json_schema(self.args_model))
 
     def required_args(self) -> list[str]:
         return [n for n, f in self.args_model.model_fields.items() if f.is_required()]
@@ -183,6 +186,11 @@ class ToolSpec(BaseModel):
         if not isinstance(out, Value) or out.type_name != self.output:
             raise TypeError(f"tool {self.name!r} must return {self.output}, returned {type(out).__name__}")
         return out
+
+
+@functools.cache
+def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
 
 
 def _port_type(annotation: Any) -> tuple[type[Value], bool] | None:

@@ -1,0 +1,151 @@
+"""A follow-up reuses what it derived from unchanged pictures (float pixels, Lab, unchanged nodes' checks), and gets
+exactly what a from-scratch run of the same program gets; a changed input picture reuses nothing stale."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from banana.agent.critic import critique
+from banana.agent.executor import ResultCache
+from banana.agent.program import validate
+from banana.agent.samples import sample
+from banana.agent.surface import parse_steps
+from banana.agent.turns import Agent, execute_program, run_turn
+from banana.experts import checks
+from banana.experts.colors import rgb_to_lab
+from banana.experts.imaging import composite, float_of
+from banana.tools.checks import CheckCall
+from banana.tools.memo import Memo, derived, using
+from banana.tools.registry import default_registry
+from banana.tools.values import Image, Mask
+
+REG = default_registry()
+
+
+def scratch(picture: Image, program: object) -> object:
+    with Agent(REG, cache=ResultCache()) as agent:
+        return execute_program(agent, picture, program)
+
+
+@pytest.mark.parametrize(("name", "turn1", "text", "changed"), [
+    ("astronaut", 'segment target="person"\ninvert\nblur amount=0.5', "stronger", "blur"),
+    ("astronaut", 'segment target="person"\ninvert\nadjust saturation=-0.6', "a bit less", "adjust"),
+    ("coffee", 'segment target="red"\nrecolor color="blue"', "make it purple instead", "recolor"),
+])
+def test_follow_up_equals_scratch_and_reuses(name: str, turn1: str, text: str, changed: str) -> None:
+    picture = sample(name)
+    with Agent(REG, cache=ResultCache()) as agent:
+        execute_program(agent, picture, parse_steps(turn1, REG))
+        memo = agent.executor.cache.memo
+        hits = memo.hits
+        out = run_turn(agent, picture, parse_steps(turn1, REG), text)
+        assert out.run is not None and out.run.executed == [changed]
+        assert memo.hits > hits  # the input's float pixels / Lab and the unchanged nodes' checks came from turn 1
+    again = scratch(picture, out.program)
+    assert np.array_equal(out.picture.pixels, again.picture.pixels)
+    assert out.critique == again.critique and out.critique is not None
+    assert again.program == out.program
+
+
+def test_changed_input_reuses_no_stale_checks() -> None:
+    """Same program, same mask (a position, not the picture's content), another input: nothing of the first is reused."""
+    a = sample("astronaut")
+    px = a.pixels.copy()
+    px[:, : px.shape[1] // 2] //= 3  # the left half, where the mask is, darker
+    b = Image(px)
+    program = parse_steps('region position="left"\nblur amount=0.6', REG)
+    with Agent(REG, cache=ResultCache()) as agent:
+        first = execute_program(agent, a, program)
+        second = execute_program(agent, b, program)
+        assert first.run is not None and second.run is not None
+        assert first.run.outputs["region"].content_hash == second.run.outputs["region"].content_hash  # the same mask
+    fresh = scratch(b, program)
+    assert first.critique != fresh.critique  # the two inputs measure differently, so stale results would show
+    assert second.critique == fresh.critique
+    assert np.array_equal(second.picture.pixels, fresh.picture.pixels)
+
+
+def test_checks_with_a_memo_equal_checks_without() -> None:
+    """Per node: the same mask over two inputs, through one memo, gives what a fresh memo gives for each."""
+    ctx = None
+    region = REG.get("region")
+    blur, adjust = REG.get("blur"), REG.get("adjust")
+    a = sample("astronaut")
+    b = Image(np.ascontiguousarray(a.pixels[:, ::-1]))  # mirrored: other content, same size
+    mask = region(ctx, image=a, position="center")
+    shared = Memo()
+    for spec, args in ((blur, {"amount": 0.5}), (adjust, {"warmth": 0.4, "brightness": 0.2})):
+        for src in (a, b, a):
+            out = spec(ctx, image=src, mask=mask, **args)
+            call = CheckCall(node="n", tool=spec.name, args=args, ports={"image": src, "mask": mask}, output=out, source=src)
+            with using(Memo()):
+                want = [r for c in spec.checks for r in c(call)]
+            with using(shared):
+                got = [r for c in spec.checks for r in c(call)]
+            assert got == want
+    assert shared.hits > 0
+
+
+def test_critique_reuses_unchanged_nodes_only() -> None:
+    picture = sample("astronaut")
+    memo = Memo()
+    results = []
+    for amount in (0.5, 0.5, 0.75):
+        program = validate(parse_steps(f'segment target="person"\ninvert\nblur amount={amount}', REG), REG)
+        with Agent(REG, cache=ResultCache()) as agent:
+            run = agent.executor.run(program, {"input": picture})
+        results.append(critique(program, run, {"input": picture}, REG, memo=memo))
+        assert results[-1] == critique(program, run, {"input": picture}, REG)  # no memo: measured afresh
+    assert results[0] == results[1]
+    blur_checks = [[r for r in c.results if r.node == "blur"] for c in results]
+    assert blur_checks[2] != blur_checks[0]  # the changed node was measured again
+
+
+def test_derived_values_are_read_only_and_keyed_by_content() -> None:
+    a = sample("coffee")
+    memo = Memo()
+    with using(memo):
+        f1 = float_of(a)
+        f2 = float_of(Image(a.pixels.copy()))  # another object, the same pixels
+        f3 = float_of(Image(np.ascontiguousarray(a.pixels[::-1])))
+    assert f1 is f2 and f3 is not f1 and memo.hits == 1
+    with pytest.raises(ValueError, match="read-only"):
+        f1[0, 0, 0] = 0.5
+    assert not float_of(a).flags.writeable  # the same without a memo: a caller that writes fails either way
+
+
+def test_memo_is_bounded() -> None:
+    memo = Memo(max_bytes=3 * 4000)
+    for i in range(5):
+        memo.put(f"k{i}", np.zeros(1000, np.float32))
+    assert len(memo) == 3 and memo.get("k0") is None and memo.get("k4") is not None
+    memo.put("big", np.zeros(10_000, np.float32))  # larger than the bound: not kept
+    assert memo.get("big") is None
+    assert derived("x", (sample("coffee"),), lambda: 7) == 7  # no memo current: computed
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "grace_hopper"])
+def test_faster_measurements_equal_the_formulas(name: str) -> None:
+    """The checks' table Lab, flat-pixel map and moved-pixel test give what the plain formulas gave."""
+    img = sample(name)
+    rgb = img.pixels.astype(np.float32) / 255.0
+    assert np.array_equal(checks.lab(img), rgb_to_lab(rgb))
+    flat = (rgb <= 0.0).all(axis=-1) | (rgb >= 1.0).all(axis=-1)
+    assert np.array_equal(checks.flat_of(img), flat)
+    noise = np.random.default_rng(0).integers(-6, 7, img.pixels.shape)
+    other = Image(np.clip(img.pixels.astype(np.int16) + noise, 0, 255).astype(np.uint8))
+    moved = np.abs(img.pixels.astype(np.int16) - other.pixels.astype(np.int16)).max(axis=-1) > checks.KEEP_STEP
+    mask = Mask(np.zeros(img.pixels.shape[:2], np.float32))
+    call = CheckCall(node="n", tool="adjust", args={}, ports={"image": img, "mask": mask}, output=other)
+    assert checks.keep_outside(call)[0].value == pytest.approx(float(moved[checks.erode(mask.alpha <= 0, 1)].mean()), abs=0)
+
+
+def test_composite_is_exact_outside_the_mask() -> None:
+    rng = np.random.default_rng(1)
+    edited, original = rng.random((40, 50, 3), np.float32), rng.random((40, 50, 3), np.float32)
+    alpha = np.clip(rng.random((40, 50), np.float32) * 2 - 0.5, 0, 1)
+    edited[alpha <= 0] = np.nan  # whatever the edit made there, the original shows
+    want = edited * alpha[:, :, None] + original * (1 - alpha[:, :, None])
+    want[alpha <= 0] = original[alpha <= 0]
+    assert np.array_equal(composite(edited, original, alpha), want)
