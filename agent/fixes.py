@@ -10,6 +10,7 @@ Rows:
 - ``unseen object``: segment cannot see an object noun (no open-vocabulary expert). Try the noun
   with the colour the request gives it ("make the bike blue instead of red" -> "red bike"), then
   the main object ("subject"), which is what a single named object most often is.
+- ``colour name``: a colour phrase the colour parser does not know ("deep blue"): the colour word in it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from banana.tools.checks import CheckResult, Fix
 
 COLOURS = ("white", "black", "grey", "gray", "red", "blue", "green", "yellow", "orange", "purple", "pink", "brown", "gold", "navy",
            "teal", "cyan", "magenta", "violet", "beige", "cream", "turquoise", "silver")  # fmt: skip
+GREYSCALE = re.compile(r"\bblack\s*(?:and|&|/|n)\s*white\b|\bb\s*[&/]\s*w\b")  # a look, not the object's colour
 UNSEEN = re.compile(r"no open-vocabulary expert|no model here understands")
 COLOUR_TOOLS = ("recolor", "replace_background", "border", "add_text")  # tools whose `color` is where the request goes, not where it starts
 
@@ -46,12 +48,33 @@ def _unseen_object(request: str, result: CheckResult, program: Program) -> list[
     if not words or "subject" in words or any(w in COLOURS for w in words):
         return []
     goes_to = {str(n.args.get(k, "")).lower() for n in program.nodes if n.tool in COLOUR_TOOLS for k in ("color", "color2")}
-    said = [c for c in re.findall(r"[a-z]+", request.lower()) if c in COLOURS and c not in goes_to]
+    words_said = re.findall(r"[a-z]+", GREYSCALE.sub(" ", request.lower()))
+    said = [c for c in words_said if c in COLOURS and c not in goes_to]
     fixes = [Fix(args={"target": f"{said[0]} {words[-1]}"})] if said else []
     return [*fixes, Fix(args={"target": "subject"})]
 
 
-ROWS: tuple[FixRow, ...] = (FixRow("unseen object", _segment_failed, _unseen_object),)
+UNKNOWN_COLOUR = re.compile(r"unknown colour '([^']+)'")
+
+
+def _colour_failed(result: CheckResult, program: Program) -> bool:
+    return result.check == "node ran" and bool(UNKNOWN_COLOUR.search(result.advice))
+
+
+def _known_colour(request: str, result: CheckResult, program: Program) -> list[Fix]:
+    """ "deep blue", "a nice warm red": the colour word inside the phrase (the planner copies the user's adjectives)."""
+    m = UNKNOWN_COLOUR.search(result.advice)
+    assert m is not None
+    phrase = m.group(1)
+    known = [w for w in re.findall(r"[a-z]+", phrase.lower()) if w in COLOURS]
+    args = program.node(result.node).args
+    return [Fix(args={k: known[-1]}) for k in ("color", "color2") if known and args.get(k) == phrase][:1]
+
+
+ROWS: tuple[FixRow, ...] = (
+    FixRow("unseen object", _segment_failed, _unseen_object),
+    FixRow("colour name", _colour_failed, _known_colour),
+)
 
 
 def proposals(request: str, result: CheckResult, program: Program) -> list[tuple[str, Fix]]:

@@ -27,6 +27,14 @@ OUTSIDE = re.compile(
     r"only (?:the |my |his |her )?[\w ]{1,20}? (?:in|stays?|remains?) colou?r)\b",
     re.I,
 )
+# "leave the background alone", "rest is fine": the place NOT to edit, which says nothing about editing around the subject
+KEEP_ALONE = re.compile(
+    r"\b(?:leave|keep|don'?t touch|do not touch|without touching|not)\s+"
+    r"(?:the\s+)?(?:background|backdrop|bg|surroundings|rest|everything else)"
+    r"(?:\s+(?:alone|as (?:it )?is|untouched|unchanged|the same|intact|as they are))?\b|"
+    r"\b(?:the\s+)?(?:rest|background|backdrop|everything else)\s+(?:is|looks|stays?)\s+(?:fine|ok|okay|good|the same)\b",
+    re.I,
+)
 SELECTIVE_COLOUR = re.compile(r"\b(keep|leave|only)\b[^.]{0,40}\bin colou?r\b|\bcolou?r splash\b", re.I)
 NEGATED_BLUR = re.compile(
     r"\b(unblur|deblur|de-blur|remove (?:the )?blur|less blurry|not blurry|fix (?:the )?blur|sharpen|too blurry|"
@@ -88,10 +96,16 @@ CLAUSES: dict[str, tuple[str, tuple[str, ...]]] = {  # a request word -> the ste
     "border": (r"border|frame", ("border",)),
     "pixelate": (r"pixel+ate|pixeli[sz]e|censor", ("pixelate", "blur")),
     "dehaze": (r"haze|hazy|dehaze|fog|foggy|misty", ("dehaze", "enhance")),
-    "text": (r"caption|text|write|writing|title|headline|watermark", ("add_text",)),
+    "text": (r"caption|text|write|writing|title|headline|watermark|(?:add|put|place|stamp|overlay)\s+[\"\u201c'\u2018]", ("add_text",)),
 }
 SUBJECT = re.compile(
     r"\b(him|her|he|she|his|person|man|woman|guy|girl|boy|lady|face|skin|hair|the (?:cat|dog|subject|flowers?|cup|mug))\b", re.I
+)
+PERSON_WORDS = re.compile(r"\b(him|her|he|she|his|person|man|woman|guy|girl|boy|lady|people|me|them|face)\b", re.I)
+KEEP_COLOUR = re.compile(
+    r"\b(?:keep|leave)\s+(?:only\s+)?(?:the\s+|my\s+|his\s+|her\s+|their\s+)?(?P<noun>[a-z]+(?:\s[a-z]+)?)\s+"
+    r"(?:in\s+)?(?P<colour>red|blue|green|yellow|orange|purple|pink|brown|gold)\b",
+    re.I,
 )
 COLOUR_WORDS = ("white", "black", "grey", "gray", "red", "blue", "green", "yellow", "orange", "purple", "pink", "brown", "gold", "navy")
 ASPECTS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "4:5", "5:4", "21:9")
@@ -198,8 +212,14 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
             check=check, kind="intent", node=node, tool=tool, value=float(not ok), threshold=0.0, passed=ok, advice=advice, fix=fix
         )
 
+    scope = KEEP_ALONE.sub(" ", text)
+    subject = "person" if PERSON_WORDS.search(scope) else "subject"
+    splash = KEEP_COLOUR.search(scope) if GREY.search(scope) else None  # "black and white but keep the cup red"
+    if splash and not PERSON_WORDS.search(splash.group("noun")):
+        subject = f"{splash.group('colour').lower()} {splash.group('noun').lower()}"
     # scope: "except / behind / background / keep X in colour" wants the edit outside the subject
-    if OUTSIDE.search(text):
+    unmasked: list[CheckResult] = []  # judged last: masking a step the request does not ask for fixes nothing
+    if OUTSIDE.search(scope) or splash:
         masked = [
             (n, t)
             for n in edits
@@ -219,8 +239,21 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
             )
         elif masked:
             out.append(res("edit is outside the subject", masked[0][0], True, ""))
+        else:  # no edit is masked at all: the first one that takes a mask gets "everything except the subject"
+            n = next((n for n in edits if "mask" in registry.get(valid.program.node(n).tool).inputs), "")
+            if n and valid.program.node(n).tool not in ("replace_background", "remove", "replace", "insert", "edit"):
+                unmasked.append(
+                    res(
+                        "edit is outside the subject",
+                        n,
+                        False,
+                        f"the request edits what is around or except the subject, but {n!r} edits the whole picture: "
+                        f"mask it to everything except the {subject}",
+                        Fix(mask=f"not {subject}"),
+                    )
+                )
     # a global grey-out when only the rest should lose colour is also a scope error
-    if SELECTIVE_COLOUR.search(text):
+    if SELECTIVE_COLOUR.search(text) or splash:
         for n in edits:
             node = valid.program.node(n)
             if node.tool == "adjust" and float(node.args.get("saturation", 0) or 0) < 0 and _mask_target(valid, n, targets) is None:
@@ -231,6 +264,7 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
                         False,
                         f"the request keeps something in colour but {n!r} greys the whole picture: "
                         "mask it to everything except the subject",
+                        Fix(mask=f"not {subject}"),
                     )
                 )
     # direction of the tone words
@@ -322,8 +356,10 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
                     fix if i == 0 else None,
                 )
             )
+    if not missing:
+        out += unmasked
     # reversed scope the other way: "make him warmer" planned on everything except him
-    if not OUTSIDE.search(text) and SUBJECT.search(text):
+    if not (OUTSIDE.search(scope) or splash) and SUBJECT.search(scope):
         for n in edits:
             t = _mask_target(valid, n, targets)
             if t and t.startswith("not ") and valid.program.node(n).tool != "replace_background":

@@ -130,6 +130,14 @@ def _chain(steps: list[dict[str, Any]], start: str, taken: set[str]) -> list[dic
     return nodes
 
 
+def _fresh(nid: str, nodes: dict[str, Any]) -> str:
+    """An id not in ``nodes`` (and now taken)."""
+    while nid in nodes:
+        nid += "_"
+    nodes[nid] = None
+    return nid
+
+
 def fix_program(program: Program, result: CheckResult, registry: Registry | None = None) -> Program | None:
     """The program with one failing check's local fix applied (None when it has none)."""
     fix = result.fix
@@ -157,6 +165,17 @@ def fix_program(program: Program, result: CheckResult, registry: Registry | None
         spec = registry.get(fix.tool)
         node["tool"] = fix.tool
         node["args"] = {k: v for k, v in node["args"].items() if k in spec.inputs or k in spec.arg_names}
+    if fix.mask:
+        if node["args"].get("mask") is not None:
+            return None
+        target = fix.mask[4:] if fix.mask.startswith("not ") else fix.mask
+        pos = data["nodes"].index(node)
+        seg_id = _fresh("fix_mask", nodes)
+        added = [{"id": seg_id, "tool": "segment", "args": {"image": "$input", "target": target}}]
+        if fix.mask.startswith("not "):
+            added.append({"id": _fresh(f"{seg_id}_inv", nodes), "tool": "invert", "args": {"mask": f"${seg_id}"}})
+        data["nodes"][pos:pos] = added
+        node["args"]["mask"] = f"${added[-1]['id']}"
     if fix.invert_mask:
         ref = node["args"].get("mask")
         if not is_ref(ref):

@@ -163,3 +163,49 @@ def test_programs_that_differ_only_in_node_ids_are_one_program_to_the_loop():
     b = Program.model_validate(one("adjust", "$p", (seg("person", "p"),), brightness=0.2))
     c = Program.model_validate(one("adjust", "$p", (seg("face", "p"),), brightness=0.2))
     assert program_key(a) == program_key(b) != program_key(c)
+
+
+def test_leave_the_backdrop_untouched_is_not_a_request_to_edit_it(registry, executor):
+    plan = one("adjust", "$inv", (seg("person"), {"id": "inv", "tool": "invert", "args": {"mask": "$sel"}}), warmth=-0.5)
+    result = loop("make the woman cooler, leave the backdrop untouched", "grace_hopper", plan, registry, executor)
+    assert result.passed and result.program.node("edit").args["mask"] == "$sel"
+    person = result.run.outputs["sel"].alpha
+    out, src = result.image.pixels.astype(float), sample("grace_hopper").pixels.astype(float)
+    assert np.abs(out[person <= 0.0] - src[person <= 0.0]).max() <= 3  # the backdrop is untouched
+    assert out[person > 0.99][:, 2].mean() > src[person > 0.99][:, 2].mean() + 2  # bluer where she is
+
+
+def test_an_unmasked_edit_of_the_backdrop_gets_everything_except_the_person(registry, executor):
+    result = loop("make the backdrop behind her black and white", "astronaut", one("adjust", saturation=-1.0), registry, executor)
+    assert result.passed and result.attempts[-1].how == "local fix: edit is outside the subject at 'edit'"
+    person = result.run.outputs["fix_mask"].alpha > 0.99
+    out, src = result.image.pixels.astype(float), sample("astronaut").pixels.astype(float)
+    assert np.abs(out[person] - src[person]).mean() < 1.0  # she keeps her colour
+    lab = rgb_to_lab(result.image.pixels.astype(np.float32) / 255.0)
+    assert np.hypot(lab[..., 1], lab[..., 2])[result.run.outputs["fix_mask_inv"].alpha > 0.99].mean() < 2.0
+
+
+def test_keep_the_mug_red_in_a_greyscale_photo_masks_everything_but_the_red_mug(registry, executor):
+    result = loop("turn it to greyscale but keep the mug red", "coffee", one("adjust", saturation=-1.0), registry, executor)
+    assert result.passed and result.program.node("fix_mask").args["target"] == "red mug"
+    kept = result.run.outputs["fix_mask"].alpha > 0.99
+    out, src = result.image.pixels.astype(float), sample("coffee").pixels.astype(float)
+    assert kept.any() and np.abs(out[kept] - src[kept]).mean() < 1.0
+    lab = rgb_to_lab(result.image.pixels.astype(np.float32) / 255.0)
+    assert np.hypot(lab[..., 1], lab[..., 2])[result.run.outputs["fix_mask"].alpha <= 0.0].mean() < 2.0
+
+
+def test_a_colour_phrase_the_parser_does_not_know_becomes_its_colour_word(registry, executor):
+    plan = one("recolor", "$sel", (seg("sky"),), color="rich turquoise")
+    result = loop("paint the sky a rich turquoise", "china", plan, registry, executor)
+    assert not result.attempts[0].produced and result.passed
+    assert result.program.node("edit").args["color"] == "turquoise"
+
+
+def test_quoted_words_to_add_are_a_caption(registry, executor):
+    result = loop("put 'see you soon' along the top", "coffee", one("adjust", brightness=0.2), registry, executor)
+    assert result.passed and [n.tool for n in result.program.nodes] == ["add_text"]
+    assert result.program.nodes[0].args["text"] == "see you soon"
+    out, src = result.image.pixels.astype(float), sample("coffee").pixels.astype(float)
+    h = src.shape[0]
+    assert np.abs(out[: h // 3] - src[: h // 3]).mean() > 0.5 and np.array_equal(out[h // 2 :], src[h // 2 :])

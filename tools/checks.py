@@ -29,7 +29,7 @@ CheckKind = Literal["keep", "follow", "quality", "mask", "intent"]
 class Fix(BaseModel):
     """A local repair the loop can try without re-planning, one step along a check's advice.
 
-    New args for the node; its mask inverted; another tool in its place (compatible args kept);
+    New args for the node; its mask inverted; a mask for a node that has none; another tool in its place (compatible args kept);
     a step appended after the program's output; or (when no step of the plan is explained by the
     request) the plan replaced by steps on the input. Steps are ``{"tool": ..., "args": {...}}``
     without the image port, which the loop wires.
@@ -40,6 +40,7 @@ class Fix(BaseModel):
     tool: str | None = None
     append: list[dict[str, Any]] = Field(default_factory=list)
     replace: list[dict[str, Any]] = Field(default_factory=list)
+    mask: str | None = None  # give an unmasked node this segment target's mask ("not X": everything except X)
 
 
 class CheckResult(BaseModel):
