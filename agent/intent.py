@@ -471,8 +471,24 @@ def _geometry_words(text: str, valid: ValidProgram, registry: Registry, edits: l
 
 
 def _grey_words(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
-    """A pencil / charcoal drawing is grey (the catalogue's "pencil" style; its "sketch" is coloured pencil)."""
+    """ "Black and white" with no step that removes colour; a pencil / charcoal drawing is grey (the catalogue's "pencil" style;
+    its "sketch" is coloured pencil)."""
     out: Found = []
+    grey = GREY.search(text)
+    greys = [n for n in edits if _arg(valid, n, "saturation") < 0 or valid.program.node(n).tool in ("stylize", "recolor")]
+    adjusts = [n for n in edits if valid.program.node(n).tool == "adjust"]
+    if grey and not VIVID.search(text) and not greys and adjusts and "saturation direction" not in {r.check for r in found}:
+        amount = -0.5 if grey.group(0).lower().startswith("desaturat") else -1.0  # "black and white" is all the way
+        n = adjusts[-1]
+        out.append(
+            _finding(
+                valid,
+                "colour removed",
+                n,
+                f"the request says '{grey.group(0)}' but no step removes colour: set saturation {amount:g} on {n!r}",
+                Fix(args={"saturation": amount}),
+            )
+        )
     drawing = GREY_DRAWING.search(text)
     if not drawing:
         return out

@@ -209,3 +209,10 @@ def test_quoted_words_to_add_are_a_caption(registry, executor):
     out, src = result.image.pixels.astype(float), sample("coffee").pixels.astype(float)
     h = src.shape[0]
     assert np.abs(out[: h // 3] - src[: h // 3]).mean() > 0.5 and np.array_equal(out[h // 2 :], src[h // 2 :])
+
+
+def test_monochrome_with_no_step_that_removes_colour_gets_saturation_minus_one(registry, executor):
+    result = loop("go monochrome with a stronger contrast", "coffee", one("adjust", contrast=0.5), registry, executor)
+    assert result.passed and result.program.node("edit").args == {"image": "$input", "contrast": 0.5, "saturation": -1.0}
+    lab = rgb_to_lab(result.image.pixels.astype(np.float32) / 255.0)
+    assert np.hypot(lab[..., 1], lab[..., 2]).mean() < 2.0
