@@ -108,6 +108,7 @@ KEEP_COLOUR = re.compile(
     re.I,
 )
 COLOUR_WORDS = ("white", "black", "grey", "gray", "red", "blue", "green", "yellow", "orange", "purple", "pink", "brown", "gold", "navy")
+QUOTED = re.compile(r"[\"\u201c]([^\"\u201d]{1,100})[\"\u201d]|(?:^|\s)['\u2018]([^'\u2019]{1,100})['\u2019](?=$|[\s.,!?])")
 ASPECTS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "4:5", "5:4", "21:9")
 PAINT_COLOURS = (*COLOUR_WORDS, "teal", "cyan", "magenta", "violet", "beige", "cream", "turquoise", "silver", "lilac")
 # "make the sky a deep blue", "turn the background white", "change the flower to yellow": a thing given a colour
@@ -123,9 +124,21 @@ GLOBAL_NOUNS = ("it", "this", "that", "photo", "picture", "image", "pic", "every
 BACKGROUND_NOUNS = ("background", "backdrop", "bg", "backgound", "back ground")
 
 
+def _colour_near(low: str, nouns: str) -> str | None:
+    """The colour word said with one of ``nouns`` ("a grey frame", "text in yellow"), else "in <colour>", else the first one said."""
+    colours = "|".join(COLOUR_WORDS)
+    for pattern in (rf"\b({colours})\s+(?:\w+\s+)?(?:{nouns})\b", rf"\b(?:{nouns})\s+(?:in\s+)?({colours})\b", rf"\bin\s+({colours})\b"):
+        m = re.search(pattern, low)
+        if m:
+            return m.group(1)
+    m = re.search(rf"\b({colours})\b", low)
+    return m.group(1) if m else None
+
+
 def step_for(clause: str, text: str, registry: Registry) -> dict[str, Any] | None:
     """The one global step a missing clause asks for, with the args its words give; None when it needs more than words."""
-    low = text.lower()
+    low = QUOTED.sub(" ", text).lower()  # a caption's own words ("Red Sky at Night") say nothing about colour or place
+    low = re.sub(r"\bblack\s*(?:and|&|/|n)\s*white\b|\bb\s*[&/]\s*w\b", " ", low)  # a look, not a border's colour
     args: dict[str, Any] = {}
     tool = {
         "flip": "flip",
@@ -155,7 +168,7 @@ def step_for(clause: str, text: str, registry: Registry) -> dict[str, Any] | Non
         else:
             return None
     elif tool == "border":
-        colour = next((c for c in COLOUR_WORDS if re.search(rf"\b{c}\b", low)), None)
+        colour = _colour_near(low, r"border|frame")
         if colour:
             args["color"] = colour
         px = re.search(r"(\d{1,3})\s*(?:px|pixels?)", low)
@@ -165,7 +178,7 @@ def step_for(clause: str, text: str, registry: Registry) -> dict[str, Any] | Non
         f = re.search(r"\b([234])\s*x\b|\bx\s*([234])\b", low)
         args["factor"] = int(f.group(1) or f.group(2)) if f else 2
     elif tool == "add_text":
-        quoted = re.search(r"[\"\u201c]([^\"\u201d]{1,100})[\"\u201d]|(?:^|\s)['\u2018]([^'\u2019]{1,100})['\u2019](?=$|[\s.,!?])", text)
+        quoted = QUOTED.search(text)
         if not quoted:
             return None  # the words to write must be given exactly
         args["text"] = (quoted.group(1) or quoted.group(2)).strip()
@@ -174,7 +187,7 @@ def step_for(clause: str, text: str, registry: Registry) -> dict[str, Any] | Non
         )
         horizontal = next((h for h in ("left", "right") if re.search(rf"\b{h}\b", low)), "")
         args["position"] = f"{vertical}-{horizontal}" if horizontal and vertical != "center" else vertical
-        colour = next((c for c in COLOUR_WORDS if re.search(rf"\b{c}\b", low)), None)
+        colour = _colour_near(low, r"text|caption|title|letters|font|writing")
         if colour:
             args["color"] = colour
     elif tool == "crop":
@@ -372,7 +385,7 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
                         Fix(invert_mask=True),
                     )
                 )
-    for extra in (_sign_words, _geometry_words, _grey_words, _paint_words, _part_words):
+    for extra in (_sign_words, _geometry_words, _grey_words, _paint_words, _part_words, _stated_args):
         out += extra(text, valid, registry, edits, targets, out)
     return out
 
@@ -554,6 +567,22 @@ def _part_words(text: str, valid: ValidProgram, registry: Registry, edits: list[
     for n in edits:
         ref = valid.program.node(n).args.get("mask")
         src = ref_name(ref) if is_ref(ref) else ""
+        takes_mask = "mask" in registry.get(valid.program.node(n).tool).inputs
+        if (
+            ref is None
+            and takes_mask
+            and not OUTSIDE.search(KEEP_ALONE.sub(" ", text))
+            and not re.search(r"\b(whole|entire|everything)\b", text, re.I)
+        ):
+            return [
+                _finding(
+                    valid,
+                    "the part named is edited",
+                    n,
+                    f"the request edits {part}, but {n!r} edits the whole picture: mask it to the {part}",
+                    Fix(mask=part),
+                )
+            ]
         while src and valid.program.node(src).tool == "grow" and is_ref(valid.program.node(src).args.get("mask")):
             src = ref_name(valid.program.node(src).args["mask"])
         if not src or valid.program.node(src).tool != "segment":
@@ -570,3 +599,35 @@ def _part_words(text: str, valid: ValidProgram, registry: Registry, edits: list[
                 )
             ]
     return []
+
+
+STATED_CLAUSE = {"border": "border", "add_text": "text", "upscale": "upscale", "crop": "crop"}
+DEFAULTS = {("border", "pixels"): 20, ("border", "color"): "white", ("add_text", "position"): "bottom", ("add_text", "color"): "white"}
+PLACE_WORDS = re.compile(r"\b(top|bottom|above|below|cent(?:er|re)|middle|left|right)\b", re.I)
+FACTOR_WORDS = re.compile(r"\b[234]\s*x\b|\bx\s*[234]\b", re.I)
+
+
+def _same(a: object, b: object) -> bool:
+    norm = lambda v: str(v).strip().lower().replace("gray", "grey")  # noqa: E731
+    return norm(a) == norm(b)
+
+
+def _stated_args(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
+    """Values the request states exactly (a 30 px white border, 3x, 16:9, a caption's words, place, colour) that a step differs from."""
+    out: Found = []
+    for n in edits:
+        node = valid.program.node(n)
+        clause = STATED_CLAUSE.get(node.tool)
+        step = step_for(clause, text, registry) if clause else None
+        if step is None or step["tool"] != node.tool:
+            continue
+        stated = dict(step["args"])
+        if node.tool == "add_text" and not PLACE_WORDS.search(QUOTED.sub(" ", text)):
+            stated.pop("position", None)
+        if node.tool == "upscale" and not FACTOR_WORDS.search(text):
+            stated.pop("factor", None)
+        wrong = {k: v for k, v in stated.items() if not _same(node.args.get(k, DEFAULTS.get((node.tool, k))), v)}
+        if wrong:
+            said = ", ".join(f"{k} {v}" for k, v in wrong.items())
+            out.append(_finding(valid, "stated values kept", n, f"the request states {said} but {n!r} differs: use them", Fix(args=wrong)))
+    return out

@@ -216,3 +216,30 @@ def test_monochrome_with_no_step_that_removes_colour_gets_saturation_minus_one(r
     assert result.passed and result.program.node("edit").args == {"image": "$input", "contrast": 0.5, "saturation": -1.0}
     lab = rgb_to_lab(result.image.pixels.astype(np.float32) / 255.0)
     assert np.hypot(lab[..., 1], lab[..., 2]).mean() < 2.0
+
+
+def test_a_whole_picture_edit_for_her_face_is_masked_to_the_face(registry, executor):
+    result = loop("pixelate her face so nobody knows her", "astronaut", one("pixelate", block=24), registry, executor)
+    assert result.passed and result.program.node("fix_mask").args["target"] == "face"
+    face = result.run.outputs["fix_mask"].alpha
+    out, src = result.image.pixels.astype(float), sample("astronaut").pixels.astype(float)
+    moved = np.abs(out - src).max(axis=-1) > 3
+    assert moved[face <= 0.0].mean() < 0.02 and moved[face > 0.99].mean() > 0.5  # the face pixelated, the rest (nearly) kept
+
+
+@pytest.mark.parametrize(
+    ("request_text", "tool", "args", "fixed"),
+    [
+        ("frame it with a 12 px navy border", "border", {"pixels": 40, "color": "navy"}, {"pixels": 12}),
+        ("a thin grey frame around the black cat", "border", {"pixels": 10, "color": "black"}, {"color": "grey"}),
+        ('caption it "Red Sky Tonight" in the top right', "add_text", {"text": "Red Sky Tonight", "position": "bottom"},
+         {"position": "top-right"}),
+        ("4x larger please, upscale it", "upscale", {"factor": 2}, {"factor": 4}),
+    ],
+)  # fmt: skip
+def test_values_the_request_states_are_kept(registry, request_text, tool, args, fixed):
+    valid = validate(parse_program(json.dumps(one(tool, **args))), registry, inputs={"input": "Image"})
+    bad = [r for r in intent_checks(request_text, valid, registry) if not r.passed]
+    assert [(r.check, r.fix.args) for r in bad] == [("stated values kept", fixed)]
+    right = validate(parse_program(json.dumps(one(tool, **{**args, **fixed}))), registry, inputs={"input": "Image"})
+    assert [r for r in intent_checks(request_text, right, registry) if not r.passed] == []
