@@ -22,7 +22,7 @@ from banana.tools.registry import Registry
 
 OUTSIDE = re.compile(
     r"\b(except|apart from|other than|but (?:not )?(?:the |his |her |my |their )?(?:person|him|her|me|them|face)|"
-    r"behind|background|backdrop|bg|surroundings|everything else|the rest|around (?:him|her|me|them|it|the \w+)|"
+    r"behind|background|backdrop|bg|surroundings|everything else|everything but|all but|the rest|around (?:him|her|me|them|it|the \w+)|"
     r"keep (?:only )?(?:the |my |his |her )?[\w ]{1,20}? in colou?r|"
     r"only (?:the |my |his |her )?[\w ]{1,20}? (?:in|stays?|remains?) colou?r)\b",
     re.I,
@@ -38,7 +38,7 @@ KEEP_ALONE = re.compile(
 SELECTIVE_COLOUR = re.compile(r"\b(keep|leave|only)\b[^.]{0,40}\bin colou?r\b|\bcolou?r splash\b", re.I)
 NEGATED_BLUR = re.compile(
     r"\b(unblur|deblur|de-blur|remove (?:the )?blur|less blurry|not blurry|fix (?:the )?blur|sharpen|too blurry|"
-    r"blurry (?:photo|picture|image))\b",
+    r"blurry (?:photo|picture|image)|(?:is|are|looks?|was|seems?) (?:a (?:bit|little) |kinda |so |too |very )?blurry)\b",
     re.I,
 )
 BRIGHTER = re.compile(r"\b(brighten|brighter|lighten|lighter|more light|too dark|underexposed)\b", re.I)
@@ -122,6 +122,20 @@ PAINT = re.compile(
 )
 GLOBAL_NOUNS = ("it", "this", "that", "photo", "picture", "image", "pic", "everything", "all", "whole picture", "whole photo", "tone")
 BACKGROUND_NOUNS = ("background", "backdrop", "bg", "backgound", "back ground")
+
+
+NEGATOR = re.compile(r"\b(?:less|not so|not as|not too|no longer)\s+$", re.I)
+
+
+def _says(pattern: re.Pattern[str], text: str) -> tuple[bool, bool]:
+    """Whether a cue is said plainly, and whether it is said negated ("less vivid", "not so bright")."""
+    plain = negated = False
+    for m in pattern.finditer(text):
+        if NEGATOR.search(text[: m.start()]):
+            negated = True
+        else:
+            plain = True
+    return plain, negated
 
 
 def _colour_near(low: str, nouns: str) -> str | None:
@@ -289,7 +303,8 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
         (GREY, VIVID, "saturation", -1, "less colourful"),
         (VIVID, GREY, "saturation", 1, "more colourful"),
     ):
-        if not pattern.search(text) or opposite.search(text):
+        (said, unsaid), (other, other_unsaid) = _says(pattern, text), _says(opposite, text)
+        if not (said or other_unsaid) or other or unsaid:  # "less vivid" is the opposite of "vivid"
             continue
         for n in edits:
             node = valid.program.node(n)
@@ -340,6 +355,8 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
     missing, explained = [], set()
     for clause, (pattern, can_do) in CLAUSE_RES.items():
         if clause == "blur" and NEGATED_BLUR.search(text):
+            continue
+        if clause == "text" and REMOVING.search(text):  # "remove the watermark": the words go, none are added
             continue
         m = pattern.search(text)
         if not m:
@@ -554,20 +571,29 @@ def _paint_words(text: str, valid: ValidProgram, registry: Registry, edits: list
     return []
 
 
-PART = re.compile(r"\b(?:her|his|my|their|your|the|its|our)\s+(face|hair|skin|eyes|lips|teeth|eyebrows)\b", re.I)
+REMOVING = re.compile(r"\b(remove|erase|get rid of|delete|take out|clean up|clear)\b", re.I)
+KEEPING = re.compile(
+    r"\b(keep|keeping|leave|leaving|preserve|protect|don'?t (?:touch|change)|without (?:touching|changing)|make sure)\b[^,.;]*$", re.I
+)
+PART = re.compile(  # a possessive says whose part it is; "the" only for the face ("hurts the eyes" is no edit target)
+    r"\b(?:(?:her|his|my|their|your|its|our)\s+(?P<part>face|hair|skin|eyes|lips|teeth|eyebrows)|the\s+(?P<face>face))\b", re.I
+)
+GENERATIVE = ("replace_background", "remove", "replace", "insert", "edit")
 PERSON_TARGETS = ("person", "people", "man", "woman", "subject", "her", "him")
 
 
 def _part_words(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
     """ "Brighten her face" planned on the whole person: the segment should find the part named."""
-    parts = {p.lower() for p in PART.findall(text)}
+    parts = {
+        (m.group("part") or m.group("face")).lower() for m in PART.finditer(text) if not KEEPING.search(text[: m.start()])
+    }  # "keep my face": not the target
     if len(parts) != 1:
         return []
     part = parts.pop()
     for n in edits:
         ref = valid.program.node(n).args.get("mask")
         src = ref_name(ref) if is_ref(ref) else ""
-        takes_mask = "mask" in registry.get(valid.program.node(n).tool).inputs
+        takes_mask = "mask" in registry.get(valid.program.node(n).tool).inputs and valid.program.node(n).tool not in GENERATIVE
         if (
             ref is None
             and takes_mask

@@ -243,3 +243,36 @@ def test_values_the_request_states_are_kept(registry, request_text, tool, args, 
     assert [(r.check, r.fix.args) for r in bad] == [("stated values kept", fixed)]
     right = validate(parse_program(json.dumps(one(tool, **{**args, **fixed}))), registry, inputs={"input": "Image"})
     assert [r for r in intent_checks(request_text, right, registry) if not r.passed] == []
+
+
+@pytest.mark.parametrize(
+    ("request_text", "plan"),
+    [
+        ("a bit less golden please", one("adjust", warmth=-0.3)),
+        ("less vibrant, it hurts the eyes", one("adjust", saturation=-0.3)),
+        ("paint me in oils but keep my face as it is", one("stylize", style="oil")),
+        ("my photo is kinda blurry, help", one("sharpen", amount=0.5)),
+        ("erase the watermark in the corner", one("remove", "$sel", (seg("text"),))),
+        ("darken all but the dog", one("adjust", "$inv", (seg("dog"), {"id": "inv", "tool": "invert", "args": {"mask": "$sel"}}),
+                                       brightness=-0.4)),
+    ],
+)  # fmt: skip
+def test_negated_and_kept_words_do_not_judge_a_right_plan(registry, request_text, plan):
+    valid = validate(parse_program(json.dumps(plan)), registry, inputs={"input": "Image"})
+    assert [r.line() for r in intent_checks(request_text, valid, registry) if not r.passed] == []
+
+
+def test_hand_written_gold_plans_pass_the_intent_checks(registry):
+    """Every gold plan of the planner's hand-written sets passes, except 'pencil sketch' styles (which resolve to the coloured
+    'sketch' style, so the grey 'pencil' is the fix)."""
+    from pathlib import Path
+
+    wrong = []
+    for path in sorted(Path(__file__).parent.parent.joinpath("bench", "planner").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            case = json.loads(line) if line.strip() else {}
+            if not isinstance(case.get("program"), dict):
+                continue
+            valid = validate(Program.model_validate(case["program"]), registry, inputs={"input": "Image"})
+            wrong += [(case["instruction"], r.check) for r in intent_checks(case["instruction"], valid, registry) if not r.passed]
+    assert len(wrong) > 0 and all("pencil" in text and check == "grey drawing style" for text, check in wrong), wrong
