@@ -4,8 +4,12 @@ Run: ``.venv/bin/python -m bench.sessions`` (both), ``--latency`` or ``--eval [F
 
 Latency: in one process with the models loaded, turn 1 runs a program; turn 2 is a
 one-argument follow-up ("stronger") through :func:`banana.agent.turns.run_turn`, which
-re-runs only the changed node (the executor's cache); "scratch" runs the revised program
-with an empty cache. Both with and without the critique loop.
+re-runs only the changed node (the executor's cache) and reuses what was derived from the
+unchanged pictures (the cache's memo: float pixels, Lab, unchanged nodes' checks); "scratch"
+runs the revised program with a new agent, so an empty cache and memo (the models stay loaded;
+the process-wide face memo of experts/identity.py serves both sides alike). Median of
+``--repeats`` runs each, with and without the critique loop, one line per case with both
+ratios, then the spread. The load average is printed before and after: measure on a quiet machine.
 
 Evaluation: each conversation of ``bench/sessions/multiturn_blind.jsonl`` (format:
 /work/notes/multiturn-format.md) is replayed through the follow-up rules with the
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections import Counter
@@ -34,10 +39,12 @@ from banana.tools.registry import Registry, default_registry
 BLIND = Path(__file__).parent / "sessions" / "multiturn_blind.jsonl"
 # (picture, turn 1 in steps, a follow-up that changes one argument)
 CASES = [
-    ("astronaut", 'segment target="person"\ninvert\nblur amount=0.5', "stronger"),
+    ("astronaut", 'segment target="person"\ninvert\nblur amount=0.5', "stronger"),  # "blur the background"
     ("astronaut", 'segment target="person"\ninvert\nadjust saturation=-0.6', "a bit less"),
     ("astronaut", 'segment target="face"\nadjust brightness=0.3', "stronger"),
     ("coffee", 'segment target="red"\nrecolor color="blue"', "make it purple instead"),
+    ("grace_hopper", 'segment target="hair"\nrecolor color="purple"', "make it blue instead"),  # "recolor her hair purple"
+    ("chelsea", "adjust warmth=0.4", "a bit less"),  # "make it warmer": the whole program is the changed node
 ]
 
 
@@ -64,7 +71,28 @@ def latency(registry: Registry, repeats: int, critic: bool, case: tuple[str, str
             scratch.append(time.perf_counter() - t)
     f, s = statistics.median(follow), statistics.median(scratch)
     return {"case": f"{name}: {steps.replace(chr(10), ' | ')} -> {text!r}", "critic": critic, "follow_up_ms": round(f * 1000, 1),
-            "scratch_ms": round(s * 1000, 1), "speedup": round(s / f, 1), "re_ran": executed, "repeats": repeats}
+            "scratch_ms": round(s * 1000, 1), "speedup": round(s / f, 1), "re_ran": executed, "repeats": repeats,
+            "size": f"{picture.width}x{picture.height}"}
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def latency_table(registry: Registry, repeats: int) -> None:
+    """One JSON line per case (both modes side by side), then the spread of the ratios per mode."""
+    print(json.dumps({"command": "python -m bench.sessions --latency --repeats " + str(repeats), "load_average": load(),
+                      "cpus": os.cpu_count()}))
+    ratios: dict[str, list[float]] = {"no_critic": [], "critic": []}
+    for case in CASES:
+        plain, judged = latency(registry, repeats, False, case), latency(registry, repeats, True, case)
+        ratios["no_critic"].append(plain["speedup"])
+        ratios["critic"].append(judged["speedup"])
+        print(json.dumps({"case": plain["case"], "size": plain["size"], "re_ran": plain["re_ran"],
+                          "no_critic": f"{plain['follow_up_ms']} / {plain['scratch_ms']} ms = {plain['speedup']}x",
+                          "critic": f"{judged['follow_up_ms']} / {judged['scratch_ms']} ms = {judged['speedup']}x"}))
+    print(json.dumps({"spread": {k: f"{min(v)}-{max(v)}x (median {round(statistics.median(v), 2)}x)" for k, v in ratios.items()},
+                      "repeats": repeats, "load_average": load()}))
 
 
 def _canon(program: dict[str, Any] | Program | None, registry: Registry) -> str | None:
@@ -149,9 +177,7 @@ def main() -> None:
     registry = default_registry()
     both = not args.latency and args.eval is None
     if args.latency or both:
-        for critic in (False, True):
-            for case in CASES:
-                print(json.dumps(latency(registry, args.repeats, critic, case)))
+        latency_table(registry, args.repeats)
     if args.eval or both:
         print(json.dumps(evaluate(Path(args.eval or BLIND), registry, args.verbose)))
 

@@ -17,7 +17,7 @@ import numpy as np
 from banana.experts.colors import LINEAR_OF_BYTE, linear_to_lab, parse_color, rgb_to_lab
 from banana.experts.imaging import float_of
 from banana.tools.checks import CheckCall, CheckResult, Fix
-from banana.tools.memo import derived
+from banana.tools.memo import derived, recall
 from banana.tools.values import Boxes, Image, Mask
 
 T = TypeVar("T")
@@ -60,6 +60,24 @@ def rgbf(image: Image) -> np.ndarray:
 def lab(image: Image) -> np.ndarray:
     """Lab of a picture, read-only; remembered like :func:`rgbf` (several checks of one node ask for it)."""
     return derived("lab", (image,), lambda: linear_to_lab(LINEAR_OF_BYTE[image.pixels]))  # equal to rgb_to_lab(rgbf(image))
+
+
+def lab_after(src: Image, out: Image) -> np.ndarray:
+    """``lab(out)`` for an edit of ``src``. When the input's Lab is remembered (an earlier turn measured it), only the
+    pixels the edit changed are converted and the rest copied from it (Lab is per pixel: the same values, tested)."""
+    def compute() -> np.ndarray:
+        before = recall("lab", (src,))
+        if before is None or src.pixels.shape != out.pixels.shape:
+            return linear_to_lab(LINEAR_OF_BYTE[out.pixels])
+        d = cv2.absdiff(src.pixels, out.pixels)
+        changed = np.flatnonzero((d[..., 0] | d[..., 1] | d[..., 2]) != 0)
+        if changed.size > 0.75 * out.height * out.width:
+            return linear_to_lab(LINEAR_OF_BYTE[out.pixels])
+        whole = before.copy()
+        whole.reshape(-1, 3)[changed] = linear_to_lab(LINEAR_OF_BYTE[np.take(out.pixels.reshape(-1, 3), changed, axis=0)])
+        return whole
+
+    return derived("lab", (out,), compute)  # the slot lab(out) uses: the same value
 
 
 def alpha_of(call: CheckCall, port: str = "mask") -> np.ndarray | None:
@@ -205,7 +223,8 @@ def quality(call: CheckCall) -> list[CheckResult]:
     if not isinstance(out, Image):
         return []
     res = []
-    std_l = float(lab(out)[..., 0].std())
+    src = call.ports.get("image")
+    std_l = float((lab_after(src, out) if isinstance(src, Image) else lab(out))[..., 0].std())
     res.append(call.result("not constant", "quality", std_l, MIN_STD_L, std_l >= MIN_STD_L,
                            "the result is a flat picture; the edit destroyed the image"))
     pair = same_size(call)
@@ -285,7 +304,7 @@ def in_region(call: CheckCall, kind: str, compute: Callable[[], T]) -> T:
 
 
 def mean_l_shift(src: Image, out: Image, region: np.ndarray) -> float:
-    return float(abs(lab(out)[..., 0][region].mean() - lab(src)[..., 0][region].mean())) if region.any() else 0.0
+    return float(abs(lab_after(src, out)[..., 0][region].mean() - lab(src)[..., 0][region].mean())) if region.any() else 0.0
 
 
 def blur_follow(call: CheckCall) -> list[CheckResult]:
@@ -309,7 +328,7 @@ def blur_follow(call: CheckCall) -> list[CheckResult]:
     share = float(np.mean([grey_dst[t].var() / v <= limit for t, v in zip(textured, before, strict=True)]))
     step = Fix(args={"amount": round(min(1.0, amount + 0.3), 2)}) if amount < 1.0 else None
     l_src = in_region(call, "mean L", lambda: lab(pair[0])[..., 0][region].mean() if region.any() else None)
-    shift = float(abs(lab(pair[1])[..., 0][region].mean() - l_src)) if l_src is not None else 0.0
+    shift = float(abs(lab_after(*pair)[..., 0][region].mean() - l_src)) if l_src is not None else 0.0
     return [call.result("blur lowers sharpness", "follow", share, BLUR_MIN_SHARE, share >= BLUR_MIN_SHARE,
                         f"only {share:.0%} of {call.words.get('mask', 'the picture')} is blurred; raise amount", fix=step),
             call.result("blur keeps the tones", "follow", shift, TONE_KEEP_L, shift <= TONE_KEEP_L,
@@ -324,7 +343,7 @@ def _lab_stats(px: np.ndarray) -> dict[str, float]:
 
 def _adjust_stats(call: CheckCall, src: Image, out: Image, region: np.ndarray) -> dict[str, tuple[float, float]]:
     before = in_region(call, "adjust stats", lambda: _lab_stats(lab(src)[region]))
-    after = _lab_stats(lab(out)[region])
+    after = _lab_stats(lab_after(src, out)[region])
     return {name: (before[name], after[name]) for name in before}
 
 
@@ -370,7 +389,7 @@ def adjust_follow(call: CheckCall) -> list[CheckResult]:
 
 def _adjust_coverage(call: CheckCall, src: Image, out: Image, region: np.ndarray) -> list[CheckResult]:
     """Brightness and warmth move over (nearly) all of the mask, not in one corner of it."""
-    a, b = lab(src), lab(out)
+    a, b = lab(src), lab_after(src, out)
     res: list[CheckResult] = []
     for name in ("brightness", "warmth"):
         amount = float(call.args.get(name, 0.0) or 0.0)
@@ -381,7 +400,12 @@ def _adjust_coverage(call: CheckCall, src: Image, out: Image, region: np.ndarray
         if not cells:
             continue
         sb = stat(b)
-        before = in_region(call, f"adjust {name} tiles", lambda stat=stat, cells=cells: [stat(a)[t].mean() for t in cells])
+
+        def tile_means(stat: Callable[[np.ndarray], np.ndarray] = stat, cells: list[tuple[slice, slice]] = cells) -> list[np.floating]:
+            sa = stat(a)
+            return [sa[t].mean() for t in cells]
+
+        before = in_region(call, f"adjust {name} tiles", tile_means)
         need = 0.5 * ADJUST_MIN[name] * abs(amount)
         share = float(np.mean([(sb[t].mean() - m) * np.sign(amount) >= need for t, m in zip(cells, before, strict=True)]))
         res.append(call.result(f"adjust {name} covers the mask", "follow", share, ADJUST_MIN_SHARE, share >= ADJUST_MIN_SHARE,
@@ -398,7 +422,7 @@ def recolor_follow(call: CheckCall) -> list[CheckResult]:
     mid = region & (src_lab[..., 0] > 15) & (src_lab[..., 0] < 95)  # deep shadows and highlights cannot hold colour
     if mid.sum() < 20:
         return []
-    px = lab(pair[1])[mid]
+    px = lab_after(*pair)[mid]
     target = rgb_to_lab(parse_color(str(call.args.get("color", "grey"))).reshape(1, 3))[0]
     t_chroma = float(np.hypot(target[1], target[2]))
     if t_chroma < ACHROMATIC_MAX_CHROMA:

@@ -20,7 +20,10 @@ def float_of(image: Image) -> np.ndarray:
 
 
 def to_image(arr: np.ndarray, meta: dict | None = None) -> Image:
-    return Image(np.clip(np.round(arr * 255.0), 0, 255).astype(np.uint8), meta=meta or {})
+    scaled = arr * 255.0  # rounded and clipped in place: the same bytes as np.clip(np.round(...)), without two more copies
+    np.round(scaled, out=scaled)
+    np.clip(scaled, 0, 255, out=scaled)
+    return Image(scaled.astype(np.uint8), meta=meta or {})
 
 
 def fit_mask(mask: Mask | None, image: Image) -> np.ndarray:
@@ -37,7 +40,8 @@ def composite(edited: np.ndarray, original: np.ndarray, alpha: np.ndarray) -> np
     """Edited where alpha is 1, original where it is 0; exact outside the mask."""
     a = alpha[:, :, None]
     out = edited * a + original * (1.0 - a)
-    np.copyto(out, original, where=a <= 0)  # the same as out[alpha <= 0] = original[alpha <= 0], without two gathers
+    if alpha.min() < 0 or not np.isfinite(out).all():  # where alpha is 0 and the edit finite, the sum is already the original
+        out[alpha <= 0] = original[alpha <= 0]
     return out
 
 

@@ -21,6 +21,7 @@ from banana.experts.colors import lab_to_linear, linear_to_srgb, parse_color, rg
 from banana.experts.imaging import composite, fit_mask, float_of, to_image
 from banana.experts.manager import choose, context, implements, model
 from banana.tools.backbone import Backbone, fingerprint, get_backbone
+from banana.tools.memo import derived
 from banana.tools.spec import Resources, tool
 from banana.tools.values import Image, Mask
 
@@ -179,13 +180,14 @@ def remove(image: Image, mask: Mask) -> Image:
 # ---------------------------------------------------------------- recolor
 
 
-def tint(rgb: np.ndarray, target: np.ndarray) -> np.ndarray:
+def tint(rgb: np.ndarray, target: np.ndarray, lab: np.ndarray | None = None) -> np.ndarray:
     """Pixels (N x 3) with their own lightness and the target's hue and chroma (the 'Color' blend mode, in Lab).
 
     Where that colour does not exist at a pixel's lightness (deep shadows, highlights),
     chroma is reduced until it does, so lightness and hue stay exact instead of clipping.
+    ``lab``: the pixels' Lab when the caller has it already (it is not changed).
     """
-    lab = rgb_to_lab(rgb)
+    lab = rgb_to_lab(rgb) if lab is None else lab.copy()
     t = rgb_to_lab(target.reshape(1, 3))[0]
     chroma = float(np.hypot(t[1], t[2]))
     direction = t[1:] / chroma if chroma > 1e-6 else np.zeros(2, np.float32)
@@ -213,7 +215,10 @@ def recolor(image: Image, mask: Mask, *, color: Annotated[str, Field(min_length=
     rgb = float_of(image)
     alpha = fit_mask(mask, image)
     edited = rgb.copy()
-    edited[alpha > 0] = tint(rgb[alpha > 0], target)
+    inside = alpha > 0
+    region = rgb[inside]
+    lab = derived("recolor lab", (image, mask), lambda: rgb_to_lab(region))  # the same every turn that only changes the colour
+    edited[inside] = tint(region, target, lab)
     return to_image(composite(edited, rgb, alpha), meta={"color": color})
 
 

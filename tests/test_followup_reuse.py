@@ -136,6 +136,13 @@ def test_faster_measurements_equal_the_formulas(name: str) -> None:
     noise = np.random.default_rng(0).integers(-6, 7, img.pixels.shape)
     other = Image(np.clip(img.pixels.astype(np.int16) + noise, 0, 255).astype(np.uint8))
     moved = np.abs(img.pixels.astype(np.int16) - other.pixels.astype(np.int16)).max(axis=-1) > checks.KEEP_STEP
+    for part in (np.s_[10:40, 20:90], np.s_[5:7, 3:4], np.s_[:, : img.width // 3]):  # an edit in a region: Lab of the rest reused
+        edited = img.pixels.copy()
+        edited[part] = other.pixels[part]
+        with using(Memo()):
+            checks.lab(img)  # remembered, as by the turn before
+            assert np.array_equal(checks.lab_after(img, Image(edited)), rgb_to_lab(edited.astype(np.float32) / 255.0))
+    assert np.array_equal(checks.lab_after(img, other), rgb_to_lab(other.pixels.astype(np.float32) / 255.0))
     mask = Mask(np.zeros(img.pixels.shape[:2], np.float32))
     call = CheckCall(node="n", tool="adjust", args={}, ports={"image": img, "mask": mask}, output=other)
     assert checks.keep_outside(call)[0].value == pytest.approx(float(moved[checks.erode(mask.alpha <= 0, 1)].mean()), abs=0)
@@ -145,7 +152,11 @@ def test_composite_is_exact_outside_the_mask() -> None:
     rng = np.random.default_rng(1)
     edited, original = rng.random((40, 50, 3), np.float32), rng.random((40, 50, 3), np.float32)
     alpha = np.clip(rng.random((40, 50), np.float32) * 2 - 0.5, 0, 1)
-    edited[alpha <= 0] = np.nan  # whatever the edit made there, the original shows
-    want = edited * alpha[:, :, None] + original * (1 - alpha[:, :, None])
-    want[alpha <= 0] = original[alpha <= 0]
-    assert np.array_equal(composite(edited, original, alpha), want)
+    for bad in (None, np.nan, np.inf):
+        if bad is not None:
+            edited[alpha <= 0] = bad  # whatever the edit made there, the original shows
+        with np.errstate(invalid="ignore"):  # inf x 0
+            want = edited * alpha[:, :, None] + original * (1 - alpha[:, :, None])
+            got = composite(edited, original, alpha)
+        want[alpha <= 0] = original[alpha <= 0]
+        assert np.array_equal(got, want) and np.array_equal(got[alpha <= 0], original[alpha <= 0])

@@ -115,6 +115,16 @@ def current() -> Memo | None:
     return _CURRENT.get()
 
 
+def _key(kind: str, values: tuple[Value, ...]) -> str:
+    return kind + "|" + "|".join(v.content_hash for v in values)
+
+
+def recall(kind: str, values: tuple[Value, ...]) -> Any | None:
+    """What :func:`derived` remembered under ``kind`` for ``values`` (None: nothing, or no memo current); computes nothing."""
+    memo = _CURRENT.get()
+    return None if memo is None else memo.get(_key(kind, values))
+
+
 def derived(kind: str, values: tuple[Value, ...], compute: Callable[[], T]) -> T:
     """``compute()``, remembered under ``kind`` and the content of ``values`` in the current memo (if any).
 
@@ -123,5 +133,4 @@ def derived(kind: str, values: tuple[Value, ...], compute: Callable[[], T]) -> T
     memo = _CURRENT.get()
     if memo is None:
         return _freeze(compute())  # read-only with or without a memo: a caller that writes into it fails the same way
-    key = kind + "|" + "|".join(v.content_hash for v in values)
-    return memo.get_or(key, compute)
+    return memo.get_or(_key(kind, values), compute)
