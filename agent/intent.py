@@ -38,7 +38,8 @@ KEEP_ALONE = re.compile(
 SELECTIVE_COLOUR = re.compile(r"\b(keep|leave|only)\b[^.]{0,40}\bin colou?r\b|\bcolou?r splash\b", re.I)
 NEGATED_BLUR = re.compile(
     r"\b(unblur|deblur|de-blur|remove (?:the )?blur|less blurry|not blurry|fix (?:the )?blur|sharpen|too blurry|"
-    r"blurry (?:photo|picture|image)|(?:is|are|looks?|was|seems?) (?:a (?:bit|little) |kinda |so |too |very )?blurry)\b",
+    r"blurry (?:photo|picture|image|pic|shot|photograph|one)|"
+    r"(?:is|are|looks?|was|seems?) (?:a (?:bit|little) |kinda |so |too |very )?blurry)\b",
     re.I,
 )
 BRIGHTER = re.compile(r"\b(brighten|brighter|lighten|lighter|more light|too dark|underexposed)\b", re.I)
@@ -96,7 +97,11 @@ CLAUSES: dict[str, tuple[str, tuple[str, ...]]] = {  # a request word -> the ste
     "border": (r"border|frame", ("border",)),
     "pixelate": (r"pixel+ate|pixeli[sz]e|censor", ("pixelate", "blur")),
     "dehaze": (r"haze|hazy|dehaze|fog|foggy|misty", ("dehaze", "enhance")),
-    "text": (r"caption|text|write|writing|title|headline|watermark|(?:add|put|place|stamp|overlay)\s+[\"\u201c'\u2018]", ("add_text",)),
+    "text": (  # words to add; "blur the watermark" names a place, not a caption
+        r"write|writing|headline|caption (?:it|this)|(?:add|put|place|stamp|overlay|insert)\s+(?:a\s+|an\s+|some\s+|the\s+|my\s+)?"
+        r"(?:caption|text|title|headline|watermark|label|words?)|(?:add|put|place|stamp|overlay)\s+[\"\u201c'\u2018]",
+        ("add_text",),
+    ),
 }
 SUBJECT = re.compile(
     r"\b(him|her|he|she|his|person|man|woman|guy|girl|boy|lady|face|skin|hair|the (?:cat|dog|subject|flowers?|cup|mug))\b", re.I
@@ -266,7 +271,8 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
             )
         elif masked:
             out.append(res("edit is outside the subject", masked[0][0], True, ""))
-        else:  # no edit is masked at all: the first one that takes a mask gets "everything except the subject"
+        elif not any(valid.program.node(n).args.get("mask") is not None for n in edits):
+            # no edit is masked at all: the first one that takes a mask gets "everything except the subject"
             n = next((n for n in edits if "mask" in registry.get(valid.program.node(n).tool).inputs), "")
             if n and valid.program.node(n).tool not in ("replace_background", "remove", "replace", "insert", "edit"):
                 unmasked.append(
@@ -463,6 +469,8 @@ def _geometry_words(text: str, valid: ValidProgram, registry: Registry, edits: l
     out: Found = []
     upside, mirror, turn = UPSIDE_DOWN.search(text), MIRROR.search(text), TURN.search(text)
     vertical = bool(upside or re.search(r"vertical|top to bottom|bottom to top", text, re.I))
+    sideways = bool(re.search(r"horizontal|left to right|right to left|sideways|side to side", text, re.I))
+    axis = ("vertical" if vertical else "horizontal") if vertical != sideways and (mirror or upside) else ""
     for n in edits:
         node = valid.program.node(n)
         degrees = float(node.args.get("degrees", 0) or 0) if node.tool == "rotate" else 0.0
@@ -485,6 +493,10 @@ def _geometry_words(text: str, valid: ValidProgram, registry: Registry, edits: l
                     f"'upside down' is a half turn but {n!r} turns {degrees:g} degrees: rotate 180",
                     Fix(args={"degrees": 180}),
                 )
+            )
+        elif node.tool == "flip" and axis and str(node.args.get("direction", "horizontal")) != axis:
+            out.append(
+                _finding(valid, "flip axis", n, f"the request flips {axis}ly but {n!r} flips the other way", Fix(args={"direction": axis}))
             )
         elif mirror and not turn and node.tool == "rotate" and "flip" in registry:
             direction = "vertical" if vertical else "horizontal"
@@ -578,7 +590,7 @@ KEEPING = re.compile(
 PART = re.compile(  # a possessive says whose part it is; "the" only for the face ("hurts the eyes" is no edit target)
     r"\b(?:(?:her|his|my|their|your|its|our)\s+(?P<part>face|hair|skin|eyes|lips|teeth|eyebrows)|the\s+(?P<face>face))\b", re.I
 )
-GENERATIVE = ("replace_background", "remove", "replace", "insert", "edit")
+GENERATIVE = ("replace_background", "remove", "replace", "insert", "edit", "retouch")  # these find their own region
 PERSON_TARGETS = ("person", "people", "man", "woman", "subject", "her", "him")
 
 
@@ -594,6 +606,7 @@ def _part_words(text: str, valid: ValidProgram, registry: Registry, edits: list[
         ref = valid.program.node(n).args.get("mask")
         src = ref_name(ref) if is_ref(ref) else ""
         takes_mask = "mask" in registry.get(valid.program.node(n).tool).inputs and valid.program.node(n).tool not in GENERATIVE
+        takes_mask = takes_mask and not any(part in t for t in targets.values())  # a step already finds the part (a crop to the face)
         if (
             ref is None
             and takes_mask

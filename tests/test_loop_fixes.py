@@ -253,6 +253,17 @@ def test_values_the_request_states_are_kept(registry, request_text, tool, args, 
         ("paint me in oils but keep my face as it is", one("stylize", style="oil")),
         ("my photo is kinda blurry, help", one("sharpen", amount=0.5)),
         ("erase the watermark in the corner", one("remove", "$sel", (seg("text"),))),
+        ("soften the noise and blur that logo text a bit", one("blur", "$sel", (seg("text"),), amount=0.2)),
+        ("this pic is blurry, can you fix", one("sharpen", amount=0.5)),
+        ("crop tight on the face, then a little less contrast", {"version": 1, "nodes": [
+            {"id": "f", "tool": "detect_faces", "args": {"image": "$input"}},
+            {"id": "c", "tool": "crop", "args": {"image": "$input", "boxes": "$f"}},
+            {"id": "edit", "tool": "adjust", "args": {"image": "$c", "contrast": -0.2}}], "output": "$edit"}),
+        ("give my skin a smooth retouch", one("retouch", amount=0.5)),
+        ("cartoon look for the whole shot, and swap the background for a beach", {"version": 1, "nodes": [
+            {"id": "s", "tool": "stylize", "args": {"image": "$input", "style": "cartoon"}}, seg("person"),
+            {"id": "edit", "tool": "replace_background", "args": {"image": "$s", "mask": "$sel", "prompt": "a beach"}}],
+            "output": "$edit"}),
         ("darken all but the dog", one("adjust", "$inv", (seg("dog"), {"id": "inv", "tool": "invert", "args": {"mask": "$sel"}}),
                                        brightness=-0.4)),
     ],
@@ -276,3 +287,9 @@ def test_hand_written_gold_plans_pass_the_intent_checks(registry):
             valid = validate(Program.model_validate(case["program"]), registry, inputs={"input": "Image"})
             wrong += [(case["instruction"], r.check) for r in intent_checks(case["instruction"], valid, registry) if not r.passed]
     assert len(wrong) > 0 and all("pencil" in text and check == "grey drawing style" for text, check in wrong), wrong
+
+
+def test_an_explicit_flip_axis_is_kept(registry, executor):
+    result = loop("flip the shot from top to bottom", "coffee", one("flip", direction="horizontal"), registry, executor)
+    assert result.passed and result.program.node("edit").args["direction"] == "vertical"
+    assert np.array_equal(result.image.pixels, sample("coffee").pixels[::-1])
