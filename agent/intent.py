@@ -5,6 +5,11 @@ Three measurable mistakes the planner makes and no pixel check can see:
   "keep only the dog in colour" greying the dog;
 - direction reversed: "brighter" planned with a negative brightness, "remove the blur" planned as a blur;
 - a clause dropped: "blur the background and make it black and white" with no adjust step.
+Also facts of language and of the catalogue the planner gets wrong: sign words ("less contrast",
+"tone down the saturation", "contrast -1"), "upside down" is a half turn and "flip / mirror" a mirror,
+a pencil / charcoal drawing is the grey "pencil" style, a colour given to a region is a recolor (a new
+background for the backdrop), "her face" is the face and not the whole person, "leave the background
+alone" is not an edit of it, and values the request states exactly (30 px, 3x, 16:9, a caption's place).
 Each finding is a hard :class:`CheckResult` with one line of advice, and where one step
 fixes it (invert the mask, flip a sign) a :class:`Fix` the loop applies without re-planning.
 Cues are deliberately conservative: a request with no clear cue is not judged.
