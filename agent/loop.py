@@ -7,8 +7,12 @@ One place, used by the CLI, chat, batch jobs and the server::
 
 After the first attempt, while some hard check fails and the budget lasts:
 1. a *local fix*: a failing check's own :class:`~banana.tools.checks.Fix` (one argument
-   step along its advice, or the node's mask inverted); the executor's cache re-runs only
-   that node and what depends on it;
+   step along its advice, the node's mask inverted or added, a tool swapped, a step added),
+   else a row of the fix table (:mod:`banana.agent.fixes`: an object segment cannot see is
+   found by its colour or as the main subject, an unknown colour phrase becomes its colour
+   word); fixes start from the best attempt, and from the last one when it ties (a second fix
+   may finish what the first began); the executor's cache re-runs only the changed node and
+   what depends on it;
 2. a *re-plan*: the planner sees its previous plan and the critique's lines, as it sees the
    validator's messages (at most ``budget.replans`` times);
 3. candidate plans: those given, then (once) ``samples`` plans sampled under the grammar with
