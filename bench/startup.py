@@ -32,8 +32,9 @@ DEMO_INSTRUCTION = "blur the background behind the astronaut, then make it warme
 TRIVIAL_PROGRAM = {"version": 1, "nodes": [{"id": "warm", "tool": "adjust", "args": {"image": "$input", "warmth": 0.4}}],
                    "output": "$warm"}
 # (row, nesting): phases as agent/timings.py names them; "imports" is the mark at main() (interpreter start included)
-ROWS = [("imports", 0), ("registry", 0), ("planner", 0), ("import torch+transformers", 1), ("tokenizer load", 1), ("model load", 1),
-        ("cache build", 1), ("adapter merge", 2), ("grammar compile", 1), ("plan", 0), ("edit loop", 0), ("decode", 1), ("expert loads", 1),
+ROWS = [("imports", 0), ("registry", 0), ("planner", 0), ("import torch", 1), ("import torch+transformers", 1), ("tokenizer load", 1),
+        ("model load", 1), ("cache build", 1), ("adapter merge", 2), ("grammar compile", 1), ("import xgrammar", 2), ("plan", 0),
+        ("edit loop", 0), ("decode", 1), ("expert loads", 1),
         ("run", 0)]
 
 

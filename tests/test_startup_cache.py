@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from banana.agent.planner.model import ADAPTER_DIR, BASE_NAME, base_model_dir, load_planner, merged_model_dir
+from banana.agent.planner.model import ADAPTER_DIR, BASE_NAME, base_model_dir, load_decoder, merged_model_dir
 
 pytestmark = pytest.mark.skipif(not (ADAPTER_DIR / "adapter_model.safetensors").is_file(), reason="no committed adapter")
 
@@ -44,14 +44,16 @@ def _quiet_peft() -> None:
 
 
 def merged_in_memory(adapter: Path) -> dict:
-    """The weights the way the planner made them before the cache: base + LoRA merged in this process."""
+    """The weights the way the planner made them before the cache: base + LoRA merged in this process (without
+    lm_head, which is tied to the embeddings: safetensors stores the tensor once)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(1)
     model = AutoModelForCausalLM.from_pretrained(base_model_dir(), local_files_only=True)
-    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().state_dict()
+    weights = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().state_dict()
+    return {k: v for k, v in weights.items() if k != "lm_head.weight"}
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -64,12 +66,12 @@ def assert_same_weights(a: dict, b: dict) -> None:
 
 def test_cached_weights_are_the_in_memory_merge_bit_for_bit(use_cache: Path) -> None:
     said: list[str] = []
-    _, cached, folder = load_planner(ADAPTER_DIR, said.append)
+    cached, folder = load_decoder(ADAPTER_DIR, said.append)
     assert folder.parent == use_cache / "planner" / "merged" and (folder / "model.safetensors").is_file()
     assert any("merging the planner adapter" in m for m in said)
-    assert_same_weights(cached.state_dict(), merged_in_memory(ADAPTER_DIR))
+    assert_same_weights(cached.weights, merged_in_memory(ADAPTER_DIR))
     said.clear()
-    assert load_planner(ADAPTER_DIR, said.append)[2] == folder and said == []  # second load: from the cache, nothing built
+    assert load_decoder(ADAPTER_DIR, said.append)[1] == folder and said == []  # second load: from the cache, nothing built
 
 
 def test_a_changed_adapter_file_gets_its_own_merged_model(use_cache: Path, tmp_path: Path) -> None:
@@ -84,11 +86,11 @@ def test_a_changed_adapter_file_gets_its_own_merged_model(use_cache: Path, tmp_p
     tensors[name] = tensors[name] + 0.01
     save_file(tensors, changed / "adapter_model.safetensors", metadata={"format": "pt"})
     said: list[str] = []
-    _, model, folder = load_planner(changed, said.append)
+    model, folder = load_decoder(changed, said.append)
     assert folder != original and any("merging" in m for m in said)
-    assert_same_weights(model.state_dict(), merged_in_memory(changed))
+    assert_same_weights(model.weights, merged_in_memory(changed))
     merged_name = name.replace("base_model.model.", "").replace(".lora_B", "")  # the base weight the LoRA pair changes
-    assert not torch.equal(model.state_dict()[merged_name], load_file(original / "model.safetensors")[merged_name])
+    assert not torch.equal(model.weights[merged_name], load_file(original / "model.safetensors")[merged_name])
     assert merged_model_dir(ADAPTER_DIR) == original  # the committed adapter's folder is still there and still valid
 
 
@@ -110,30 +112,32 @@ def test_a_cached_file_that_does_not_load_is_rebuilt(use_cache: Path) -> None:
     weights.write_bytes(b"\xff" * len(expected))  # same size, same mtime: looks intact, does not load
     os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
     said: list[str] = []
-    _, model, again = load_planner(ADAPTER_DIR, said.append)
+    model, again = load_decoder(ADAPTER_DIR, said.append)
     assert again == folder and any("did not load" in m for m in said) and weights.read_bytes() == expected
     assert model.config.vocab_size > 0
 
 
 def test_the_grammar_from_the_cached_tokenizer_info_is_a_fresh_compile_and_damage_is_rebuilt(use_cache: Path, registry) -> None:
     import xgrammar as xgr
+    from transformers import AutoTokenizer
 
     from banana.agent.planner.embedded import compiled_grammar
     from banana.agent.planner.model import im_end_id
     from banana.agent.surface import steps_grammar
 
-    tok, model, folder = load_planner(ADAPTER_DIR)
+    model, folder = load_decoder(ADAPTER_DIR)
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     text, stop, vocab = steps_grammar(registry), im_end_id(tok), model.config.vocab_size
     fresh = xgr.GrammarCompiler(xgr.TokenizerInfo.from_huggingface(tok, vocab_size=vocab, stop_token_ids=[stop])).compile_grammar(text)
-    first = compiled_grammar(tok, folder, vocab, stop, text)  # builds the tokenizer info and writes it
+    first = compiled_grammar(folder, vocab, stop, text)  # builds the tokenizer info and writes it
     where = use_cache / "planner" / "grammar"
     files = list(where.glob("tokenizer-*.json"))
     assert len(files) == 1
     said: list[str] = []
-    cached = compiled_grammar(tok, folder, vocab, stop, text, said.append)  # reads it
+    cached = compiled_grammar(folder, vocab, stop, text, said.append)  # reads it
     assert said == [] and cached.serialize_json() == first.serialize_json() == fresh.serialize_json()
     files[0].write_text('{"not": "a tokenizer"')
-    again = compiled_grammar(tok, folder, vocab, stop, text, said.append)
+    again = compiled_grammar(folder, vocab, stop, text, said.append)
     assert again.serialize_json() == fresh.serialize_json() and len(said) == 1 and "rebuilding the damaged" in said[0]
     assert xgr.TokenizerInfo.deserialize_json(files[0].read_text()).vocab_size == vocab  # rewritten whole
 
@@ -188,6 +192,23 @@ def test_run_and_tools_do_not_import_the_planner_stack(tmp_path: Path) -> None:
         assert "LOADED []" in proc.stderr, (args[0], proc.stderr[-500:])
 
 
+PLAN_TIME_HEAVY = ("peft", "transformers.modeling_utils", "transformers.models.llama.modeling_llama", "transformers.models.auto")
+
+
+def test_plan_decodes_without_transformers_modeling_or_tokenizers(tmp_path: Path) -> None:
+    """With the caches built, `banana plan` decodes with torch alone: transformers' modeling and auto-loading chain
+    (about 2 s of a cold start) is not imported. (xgrammar itself imports transformers' tokenizer base classes.)"""
+    probe = ("import atexit, sys\n"
+             f"atexit.register(lambda: print('LOADED', [m for m in {PLAN_TIME_HEAVY!r} if m in sys.modules], file=sys.stderr))\n"
+             "from banana.agent.cli import main\nmain()\n")
+    merged_model_dir(ADAPTER_DIR)  # the user's cache, as every later start finds it
+    for _ in range(2):  # the first run may build the tokenizer info (which needs transformers' tokenizer), the second must not
+        proc = subprocess.run([sys.executable, "-c", probe, "plan", "make it warmer"], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "adjust" in proc.stdout and "LOADED []" in proc.stderr, proc.stderr[-500:]
+
+
 def test_a_cache_that_cannot_be_written_costs_the_merge_not_the_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry) -> None:
     from banana.agent.planner.base import PlanRequest
     from banana.agent.planner.embedded import EmbeddedBackend
@@ -198,5 +219,5 @@ def test_a_cache_that_cannot_be_written_costs_the_merge_not_the_plan(tmp_path: P
     said: list[str] = []
     backend = EmbeddedBackend(registry, say=said.append)
     assert any("cannot cache the merged planner model" in m for m in said)
-    assert_same_weights(backend.model.state_dict(), merged_in_memory(ADAPTER_DIR))
+    assert_same_weights(backend.decoder.weights, merged_in_memory(ADAPTER_DIR))
     assert backend.generate(PlanRequest(instruction="make it warmer")).strip() != ""

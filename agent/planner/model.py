@@ -229,13 +229,17 @@ def merged_model_dir(adapter: Path, say: Callable[[str], None] = lambda _: None)
     return folder
 
 
-def load_planner(adapter: Path | None, say: Callable[[str], None] = lambda _: None) -> tuple[Any, Any, Path]:
-    """(tokenizer, model, folder) of the planner: the base merged with ``adapter`` (or the base alone for None),
-    fp32 on the CPU, memory-mapped from the cache. A cached folder that fails to load is rebuilt once; a cache that
-    cannot be written costs the merge on every start, nothing else."""
+def load_decoder(adapter: Path | None, say: Callable[[str], None] = lambda _: None) -> tuple[Any, Path]:
+    """(decoder, folder) of the planner: the base merged with ``adapter`` (or the base alone for None), fp32 on the CPU,
+    memory-mapped from the cache; ``folder`` holds its config and tokenizer. A cached folder that fails to load is
+    rebuilt once; a cache that cannot be written costs the merge on every start, nothing else."""
+    from banana.agent import timings
+    from banana.agent.planner.decoder import Decoder
+
     if adapter is None:
-        tok, model = load_base(say)
-        return tok, model, base_model_dir(say)
+        folder = base_model_dir(say)
+        with timings.phase("model load"):
+            return Decoder.from_folder(folder), folder
     if not (Path(adapter) / "adapter_model.safetensors").is_file():
         raise FileNotFoundError(f"no planner adapter at {adapter}; train one with `banana planner train`")
     try:
@@ -243,35 +247,13 @@ def load_planner(adapter: Path | None, say: Callable[[str], None] = lambda _: No
     except OSError as exc:  # a cache that cannot be written: merge in memory, as before the cache existed
         say(f"cannot cache the merged planner model ({exc}); merging it in memory")
         base = base_model_dir(say)
-        return _load_tokenizer(base), _merge(base, Path(adapter)), base
+        return Decoder.from_folder(base, weights=_merge(base, Path(adapter)).state_dict()), base
     try:
-        return (*_load_folder(folder), folder)
+        with timings.phase("model load"):
+            return Decoder.from_folder(folder), folder
     except Exception as exc:  # any failure to read the cache means: rebuild it
         say(f"the cached planner model in {folder} did not load ({type(exc).__name__}: {exc}); rebuilding it")
         shutil.rmtree(folder, ignore_errors=True)
         folder = merged_model_dir(Path(adapter), say)
-        return (*_load_folder(folder), folder)
-
-
-def _load_tokenizer(folder: Path) -> Any:
-    """The planner's tokenizer: left padding with <|im_end|> as pad."""
-    from banana.agent import timings
-
-    with timings.phase("import torch+transformers"):
-        from transformers import AutoTokenizer
-    with timings.phase("tokenizer load"):
-        tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    tok.pad_token = IM_END
-    tok.padding_side = "left"
-    return tok
-
-
-def _load_folder(folder: Path) -> tuple[Any, Any]:
-    from banana.agent import timings
-
-    tok = _load_tokenizer(folder)
-    with timings.phase("import torch+transformers"):
-        from transformers import AutoModelForCausalLM
-    with timings.phase("model load"):
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
-    return tok, model
+        with timings.phase("model load"):
+            return Decoder.from_folder(folder), folder
