@@ -10,18 +10,20 @@ from pydantic import Field
 
 from banana.experts.checks import declared
 from banana.experts.colors import parse_color
-from banana.experts.imaging import composite, diagonal, fit_mask, float_of, gaussian, luminance, to_float, to_image
+from banana.experts.imaging import composite, diagonal, fit_mask, float_of, gaussian, kept_part, luminance, to_float, to_image
 from banana.experts.objects import generative_backbone
 from banana.tools.backbone import fingerprint
 from banana.tools.files import FilePath, ReadPolicy
+from banana.tools.memo import derived
 from banana.tools.spec import Resources, ToolContext, tool
 from banana.tools.values import Image, Mask
 
 
-def masked_blur(rgb: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """Normalised convolution: blur using only pixels inside ``weight``, so the subject never bleeds out."""
+def masked_blur(rgb: np.ndarray, weight: np.ndarray, sigma: float, weighted: np.ndarray | None = None) -> np.ndarray:
+    """Normalised convolution: blur using only pixels inside ``weight``, so the subject never bleeds out.
+    ``weighted``: ``rgb * weight`` when the caller has it."""
     w = weight[:, :, None]
-    num = gaussian(rgb * w, sigma)
+    num = gaussian(rgb * w if weighted is None else weighted, sigma)
     den = gaussian(weight, sigma)[:, :, None]
     plain = gaussian(rgb, sigma)
     return np.where(den > 1e-3, num / np.maximum(den, 1e-3), plain)
@@ -45,8 +47,14 @@ def blur(
     sigma = max(0.5, amount * diagonal(image) / 60.0)
     if mask is None:
         return to_image(gaussian(rgb, sigma))
-    blurred = masked_blur(rgb, (alpha > 0.5).astype(np.float32), sigma)
-    return to_image(composite(blurred, rgb, alpha))
+    weight, weighted = derived("blur weight", (image, mask), lambda: _weights(rgb, alpha))  # the same for any amount
+    blurred = masked_blur(rgb, weight, sigma, weighted)
+    return to_image(composite(blurred, rgb, alpha, kept_part(image, mask, rgb, alpha)))
+
+
+def _weights(rgb: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    weight = (alpha > 0.5).astype(np.float32)
+    return weight, rgb * weight[:, :, None]
 
 
 def gradient(height: int, width: int, top: np.ndarray, bottom: np.ndarray) -> np.ndarray:

@@ -36,13 +36,21 @@ def fit_mask(mask: Mask | None, image: Image) -> np.ndarray:
     return a
 
 
-def composite(edited: np.ndarray, original: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Edited where alpha is 1, original where it is 0; exact outside the mask."""
+def composite(edited: np.ndarray, original: np.ndarray, alpha: np.ndarray, kept: np.ndarray | None = None) -> np.ndarray:
+    """Edited where alpha is 1, original where it is 0; exact outside the mask. ``kept``: ``original * (1 - alpha)``
+    when the caller has it (:func:`kept_part`)."""
     a = alpha[:, :, None]
-    out = edited * a + original * (1.0 - a)
+    out = edited * a + (original * (1.0 - a) if kept is None else kept)
     if alpha.min() < 0 or not np.isfinite(out).all():  # where alpha is 0 and the edit finite, the sum is already the original
         out[alpha <= 0] = original[alpha <= 0]
     return out
+
+
+def kept_part(image: Image, mask: Mask | None, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``rgb * (1 - alpha)``: what an edit inside the mask keeps of the picture, remembered by content (a follow-up
+    that changes only the edit's strength or colour keeps the same part of the same picture)."""
+    values = (image,) if mask is None else (image, mask)
+    return derived("kept", values, lambda: rgb * (1.0 - alpha[:, :, None]))
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from banana.experts.checks import declared
 from banana.experts.colors import lab_to_linear, linear_to_srgb, parse_color, rgb_to_lab
-from banana.experts.imaging import composite, fit_mask, float_of, to_image
+from banana.experts.imaging import composite, fit_mask, float_of, kept_part, to_image
 from banana.experts.manager import choose, context, implements, model
 from banana.tools.backbone import Backbone, fingerprint, get_backbone
 from banana.tools.memo import derived
@@ -219,7 +219,7 @@ def recolor(image: Image, mask: Mask, *, color: Annotated[str, Field(min_length=
     region = rgb[inside]
     lab = derived("recolor lab", (image, mask), lambda: rgb_to_lab(region))  # the same every turn that only changes the colour
     edited[inside] = tint(region, target, lab)
-    return to_image(composite(edited, rgb, alpha), meta={"color": color})
+    return to_image(composite(edited, rgb, alpha, kept_part(image, mask, rgb, alpha)), meta={"color": color})
 
 
 # ---------------------------------------------------------------- replace (generative)

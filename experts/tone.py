@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from banana.experts.checks import declared
-from banana.experts.imaging import composite, diagonal, fit_mask, float_of, gaussian, luminance, to_image
+from banana.experts.imaging import composite, diagonal, fit_mask, float_of, gaussian, kept_part, luminance, to_image
 from banana.tools.spec import tool
 from banana.tools.values import Image, Mask
 
@@ -84,4 +84,5 @@ def adjust(
         edited = np.clip(shift_hue(edited, hue), 0.0, 1.0)
     if shadows or highlights:
         edited = shadows_highlights(edited, shadows, highlights, max(1.0, diagonal(image) / 100.0))
-    return to_image(composite(edited, rgb, fit_mask(mask, image)))
+    alpha = fit_mask(mask, image)
+    return to_image(composite(edited, rgb, alpha, kept_part(image, mask, rgb, alpha)))
