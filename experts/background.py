@@ -19,14 +19,21 @@ from banana.tools.spec import Resources, ToolContext, tool
 from banana.tools.values import Image, Mask
 
 
-def masked_blur(rgb: np.ndarray, weight: np.ndarray, sigma: float, weighted: np.ndarray | None = None) -> np.ndarray:
+def masked_blur(rgb: np.ndarray, weight: np.ndarray, sigma: float, weighted: np.ndarray | None = None,
+                used: np.ndarray | None = None) -> np.ndarray:
     """Normalised convolution: blur using only pixels inside ``weight``, so the subject never bleeds out.
-    ``weighted``: ``rgb * weight`` when the caller has it."""
+    ``weighted``: ``rgb * weight`` when the caller has it. ``used``: where the caller will use the result; elsewhere
+    it is some finite value (a composite that multiplies it by 0 there), which spares a full-picture select."""
     w = weight[:, :, None]
     num = gaussian(rgb * w if weighted is None else weighted, sigma)
     den = gaussian(weight, sigma)[:, :, None]
-    plain = gaussian(rgb, sigma)
-    return np.where(den > 1e-3, num / np.maximum(den, 1e-3), plain)
+    if used is None:
+        return np.where(den > 1e-3, num / np.maximum(den, 1e-3), gaussian(rgb, sigma))
+    out = num / np.maximum(den, 1e-3)
+    plain = (den[..., 0] <= 1e-3) & used  # no weighted pixel nearby: the plain blur, as np.where above gives
+    if plain.any():
+        out[plain] = gaussian(rgb, sigma)[plain]
+    return out
 
 
 @tool(role="background", **declared("blur"), notes=(
@@ -48,7 +55,7 @@ def blur(
     if mask is None:
         return to_image(gaussian(rgb, sigma))
     weight, weighted = derived("blur weight", (image, mask), lambda: _weights(rgb, alpha))  # the same for any amount
-    blurred = masked_blur(rgb, weight, sigma, weighted)
+    blurred = masked_blur(rgb, weight, sigma, weighted, used=alpha > 0)
     return to_image(composite(blurred, rgb, alpha, kept_part(image, mask, rgb, alpha)))
 
 

@@ -13,8 +13,11 @@ from banana.agent.samples import sample
 from banana.agent.surface import parse_steps
 from banana.agent.turns import Agent, execute_program, run_turn
 from banana.experts import checks
-from banana.experts.colors import rgb_to_lab
-from banana.experts.imaging import composite, float_of
+from banana.experts.background import masked_blur
+from banana.experts.colors import parse_color, rgb_to_lab
+from banana.experts.imaging import composite, diagonal, fit_mask, float_of
+from banana.experts.objects import tint
+from banana.experts.tone import apply_tone
 from banana.tools.checks import CheckCall
 from banana.tools.memo import Memo, derived, using
 from banana.tools.registry import default_registry
@@ -160,3 +163,38 @@ def test_composite_is_exact_outside_the_mask() -> None:
             got = composite(edited, original, alpha)
         want[alpha <= 0] = original[alpha <= 0]
         assert np.array_equal(got, want) and np.array_equal(got[alpha <= 0], original[alpha <= 0])
+
+
+def _old_composite_to_image(edited: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha[:, :, None]
+    out = edited * a + rgb * (1.0 - a)
+    out[alpha <= 0] = rgb[alpha <= 0]
+    return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
+
+
+def test_tools_give_the_bytes_of_the_plain_formulas() -> None:
+    """blur / adjust / recolor with remembered parts (kept part, weighted input, region Lab) and fewer passes make the
+    same bytes as the plain formulas, on a first call and on a follow-up through the same memo."""
+    pic, cof = sample("astronaut"), sample("coffee")
+    person = REG.get("segment")(None, image=pic, target="person")
+    background = REG.get("invert")(None, mask=person)
+    red = REG.get("segment")(None, image=cof, target="red")
+    rgb, alpha = pic.pixels.astype(np.float32) / 255.0, fit_mask(background, pic)
+    memo = Memo()
+    for amount in (0.3, 0.75, 1.0):  # sigma under and over the direct-blur limit
+        sigma = max(0.5, amount * diagonal(pic) / 60.0)
+        want = _old_composite_to_image(masked_blur(rgb, (alpha > 0.5).astype(np.float32), sigma), rgb, alpha)
+        with using(memo):
+            assert np.array_equal(REG.get("blur")(None, image=pic, mask=background, amount=amount).pixels, want)
+    for saturation in (-0.6, -0.45):
+        want = _old_composite_to_image(apply_tone(rgb, 0.0, 0.0, saturation, 0.0), rgb, alpha)
+        with using(memo):
+            assert np.array_equal(REG.get("adjust")(None, image=pic, mask=background, saturation=saturation).pixels, want)
+    crgb, calpha = cof.pixels.astype(np.float32) / 255.0, fit_mask(red, cof)
+    for color in ("blue", "purple"):
+        edited = crgb.copy()
+        edited[calpha > 0] = tint(crgb[calpha > 0], parse_color(color))
+        with using(memo):
+            assert np.array_equal(REG.get("recolor")(None, image=cof, mask=red, color=color).pixels,
+                                  _old_composite_to_image(edited, crgb, calpha))
+    assert memo.hits > 0
