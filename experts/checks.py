@@ -196,8 +196,9 @@ def flat_of(image: Image) -> np.ndarray:
     px = image.pixels
 
     def flat() -> np.ndarray:
-        r, g, b = px[..., 0], px[..., 1], px[..., 2]
-        return ((r == 0) & (g == 0) & (b == 0)) | ((r == 255) & (g == 255) & (b == 255))
+        found = cv2.inRange(px, (0, 0, 0), (0, 0, 0))
+        found |= cv2.inRange(px, (255, 255, 255), (255, 255, 255))
+        return found != 0
 
     return derived("flat", (image,), flat)
 
