@@ -122,7 +122,7 @@ def node_checks(valid: ValidProgram, run: RunResult, inputs: dict[str, Value], r
             words={p: words.get(r, r) for p, r in refs.items()},
             targets={p: targets.get(r, "") for p, r in refs.items()},
         )
-        key = _checks_key(call) if memo is not None else ""
+        key = _checks_key(call, spec.checks) if memo is not None else ""
         reused = memo.get(key) if memo is not None else None
         if reused is not None:  # the same node on the same pictures as an earlier turn: the same measurements
             results.extend(r.model_copy(deep=True) for r in reused)
@@ -149,11 +149,12 @@ def node_checks(valid: ValidProgram, run: RunResult, inputs: dict[str, Value], r
     return results
 
 
-def _checks_key(call: CheckCall) -> str:
-    """What a node's check results are a function of: its id, tool, args and words, and the content of its
-    inputs, its output and the program's source picture (content hashes are computed once per value)."""
+def _checks_key(call: CheckCall, checks: tuple[Any, ...]) -> str:
+    """What a node's check results are a function of: the checks, the node's id, tool, args and words, and the content
+    of its inputs, its output and the program's source picture (content hashes are computed once per value)."""
     values = sorted((p, v.content_hash) for p, v in call.ports.items())
-    parts = [call.node, call.tool, call.output.content_hash, call.source.content_hash if call.source is not None else "-",
+    names = ",".join(f"{getattr(c, '__module__', '?')}.{getattr(c, '__qualname__', repr(c))}" for c in checks)
+    parts = [names, call.node, call.tool, call.output.content_hash, call.source.content_hash if call.source is not None else "-",
              json.dumps([call.args, values, call.words, call.targets], sort_keys=True, default=str)]
     return "checks|" + hashlib.blake2b("|".join(parts).encode(), digest_size=20).hexdigest()
 
