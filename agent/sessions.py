@@ -23,12 +23,15 @@ import json
 import os
 import sqlite3
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from PIL import Image as PILImage
 from pydantic import BaseModel, Field
 
 from banana.tools.values import Image
@@ -124,11 +127,19 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 class PictureStore:
-    """Pictures as PNG files named by their pixels' content hash (two-letter fan-out)."""
+    """Pictures as PNG files named by their pixels' content hash (two-letter fan-out).
+
+    Written with light compression (PNG level 1: about 3x faster to write than the default, ~10 % larger), since a
+    chat writes one on every turn; the last few read are kept decoded (a file's content never changes: its name is
+    its hash), since a chat reads the same base picture on every turn."""
+
+    KEEP = 4
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
+        self._recent: OrderedDict[str, Image] = OrderedDict()
+        self._lock = threading.Lock()
 
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / f"{digest}.png"
@@ -142,7 +153,7 @@ class PictureStore:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=final.parent)
         os.close(fd)
         try:
-            Image(image.pixels).save(tmp)  # pixels only: the name must match the content
+            PILImage.fromarray(image.pixels).save(tmp, format="PNG", compress_level=1)  # pixels only: the name must match the content
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, final)
@@ -153,10 +164,19 @@ class PictureStore:
         return digest
 
     def get(self, digest: str) -> Image:
+        with self._lock:
+            if digest in self._recent:
+                self._recent.move_to_end(digest)
+                return Image(self._recent[digest].pixels)  # a new value (its meta is its own) on the same read-only pixels
         path = self.path(digest)
         if not path.is_file():
             raise StoreError(f"picture {digest} is missing from {self.root}")
-        return Image.load(path)
+        image = Image.load(path)
+        with self._lock:
+            self._recent[digest] = image
+            while len(self._recent) > self.KEEP:
+                self._recent.popitem(last=False)
+        return Image(image.pixels)
 
 
 class Store:

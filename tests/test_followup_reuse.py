@@ -3,6 +3,8 @@ exactly what a from-scratch run of the same program gets; a changed input pictur
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from banana.agent.critic import critique
 from banana.agent.executor import ResultCache
 from banana.agent.program import validate
 from banana.agent.samples import sample
+from banana.agent.sessions import Store
 from banana.agent.surface import parse_steps
 from banana.agent.turns import Agent, execute_program, run_turn
 from banana.experts import checks
@@ -198,3 +201,16 @@ def test_tools_give_the_bytes_of_the_plain_formulas() -> None:
             assert np.array_equal(REG.get("recolor")(None, image=cof, mask=red, color=color).pixels,
                                   _old_composite_to_image(edited, crgb, calpha))
     assert memo.hits > 0
+
+
+def test_store_keeps_recent_pictures_decoded(tmp_path: Path) -> None:
+    """A chat reads its base picture every turn: the store decodes it once; every read is its own value, same pixels."""
+    store = Store(tmp_path)
+    pic = sample("coffee")
+    digest = store.pictures.put(pic)
+    first, again = store.picture(digest), store.picture(digest)
+    assert np.array_equal(first.pixels, pic.pixels) and first.content_hash == digest
+    assert again is not first and again.pixels is first.pixels  # decoded once
+    again.meta["note"] = "x"
+    assert store.picture(digest).meta == {}
+    assert np.array_equal(Store(tmp_path).picture(digest).pixels, pic.pixels)  # the file itself holds the same pixels
