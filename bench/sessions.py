@@ -93,6 +93,43 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def chat_turn(registry: Registry, repeats: int, critic: bool) -> dict[str, Any]:
+    """The same follow-up as a chat turn (``ChatSession.say``: the store's reads and writes of pictures and rows
+    included) against a first chat turn planned straight to the revised program; a table stands in for the planner."""
+    import tempfile
+
+    from banana.agent.sessions import Store
+    from banana.agent.turns import ChatSession
+
+    name, steps, text = CASES[0]
+    picture, first = sample(name), parse_steps(steps, registry)
+    with Agent(registry, critic=False) as plain:
+        revised = run_turn(plain, picture, first, text).program
+    plans = {"first": first, "revised": revised}
+
+    class Table:
+        backend = type("Backend", (), {"surface": "json", "name": "table"})()
+
+        def plan(self, request: Any) -> Any:
+            return type("Plan", (), {"program": plans[str(getattr(request, "instruction", request))], "refusal": None})()
+
+    def turn(follow_up: bool) -> float:
+        with tempfile.TemporaryDirectory() as tmp, Agent(registry, planner=Table(), critic=critic, cache=ResultCache()) as agent:
+            chat = ChatSession(Store(tmp), "bench", agent)
+            chat.open(picture)
+            if follow_up:
+                chat.say("first")
+            t = time.perf_counter()
+            chat.say(text if follow_up else "revised")
+            return time.perf_counter() - t
+
+    turn(True)  # models loaded
+    f = statistics.median(turn(True) for _ in range(repeats))
+    s = statistics.median(turn(False) for _ in range(repeats))
+    return {"chat_turn": f"{name}: {text!r} as ChatSession.say", "critic": critic,
+            "follow_up_vs_scratch": f"{f * 1000:.1f} / {s * 1000:.1f} ms = {s / f:.1f}x"}
+
+
 def latency_table(registry: Registry, repeats: int, fresh_faces: bool = False) -> None:
     """One JSON line per case (both modes side by side), then the spread of the ratios per mode."""
     command = f"python -m bench.sessions --latency --repeats {repeats}" + (" --fresh-faces" if fresh_faces else "")
@@ -107,6 +144,8 @@ def latency_table(registry: Registry, repeats: int, fresh_faces: bool = False) -
                           "critic": f"{judged['follow_up_ms']} / {judged['scratch_ms']} ms = {judged['speedup']}x"}))
     print(json.dumps({"spread": {k: f"{min(v)}-{max(v)}x (median {round(statistics.median(v), 2)}x)" for k, v in ratios.items()},
                       "repeats": repeats, "load_average": load()}))
+    for critic in (False, True):
+        print(json.dumps(chat_turn(registry, repeats, critic)))
 
 
 def _canon(program: dict[str, Any] | Program | None, registry: Registry) -> str | None:

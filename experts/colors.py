@@ -73,8 +73,15 @@ LINEAR_OF_BYTE = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)  # uin
 def linear_to_lab(lin: np.ndarray) -> np.ndarray:
     """Linear RGB -> Lab (what :func:`rgb_to_lab` does after the transfer curve; ``LINEAR_OF_BYTE[pixels]`` feeds it for 8-bit pictures)."""
     xyz = lin @ _XYZ_FROM_RGB.T / _WHITE
-    f = np.where(xyz > _EPS**3, np.cbrt(xyz), xyz / (3 * _EPS**2) + 4.0 / 29.0)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1).astype(np.float32)
+    f = np.cbrt(xyz)  # the same values as np.where(xyz > eps^3, cbrt, linear), with the linear part only where it applies
+    low = xyz <= _EPS**3
+    if low.any():
+        f[low] = xyz[low] / (3 * _EPS**2) + 4.0 / 29.0
+    lab = np.empty(f.shape, np.float32)
+    lab[..., 0] = 116 * f[..., 1] - 16
+    lab[..., 1] = 500 * (f[..., 0] - f[..., 1])
+    lab[..., 2] = 200 * (f[..., 1] - f[..., 2])
+    return lab
 
 
 def lab_to_linear(lab: np.ndarray) -> np.ndarray:

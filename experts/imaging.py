@@ -11,7 +11,9 @@ from banana.tools.values import Image, Mask
 
 def to_float(image: Image) -> np.ndarray:
     """H x W x 3 float32 in [0, 1]."""
-    return image.pixels.astype(np.float32) / 255.0
+    rgb = image.pixels.astype(np.float32)
+    rgb /= 255.0  # in place: the same values as astype(...) / 255.0
+    return rgb
 
 
 def float_of(image: Image) -> np.ndarray:

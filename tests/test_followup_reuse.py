@@ -131,12 +131,25 @@ def test_memo_is_bounded() -> None:
     assert derived("x", (sample("coffee"),), lambda: 7) == 7  # no memo current: computed
 
 
+def _plain_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB -> Lab as first written (experts/colors.py), the reference for the faster forms."""
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]], np.float32)
+    xyz = lin @ m.T / m.sum(axis=1)
+    eps = 6.0 / 29.0
+    f = np.where(xyz > eps**3, np.cbrt(xyz), xyz / (3 * eps**2) + 4.0 / 29.0)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1).astype(np.float32)
+
+
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "grace_hopper"])
 def test_faster_measurements_equal_the_formulas(name: str) -> None:
     """The checks' table Lab, flat-pixel map and moved-pixel test give what the plain formulas gave."""
     img = sample(name)
     rgb = img.pixels.astype(np.float32) / 255.0
-    assert np.array_equal(checks.lab(img), rgb_to_lab(rgb))
+    assert np.array_equal(float_of(img), rgb)
+    assert np.array_equal(checks.lab(img), _plain_lab(rgb)) and np.array_equal(rgb_to_lab(rgb), _plain_lab(rgb))
+    some = rgb.reshape(-1, 3)[::7]  # a list of pixels, as recolor converts them
+    assert np.array_equal(rgb_to_lab(some), _plain_lab(some))
     flat = (rgb <= 0.0).all(axis=-1) | (rgb >= 1.0).all(axis=-1)
     assert np.array_equal(checks.flat_of(img), flat)
     noise = np.random.default_rng(0).integers(-6, 7, img.pixels.shape)
@@ -147,8 +160,8 @@ def test_faster_measurements_equal_the_formulas(name: str) -> None:
         edited[part] = other.pixels[part]
         with using(Memo()):
             checks.lab(img)  # remembered, as by the turn before
-            assert np.array_equal(checks.lab_after(img, Image(edited)), rgb_to_lab(edited.astype(np.float32) / 255.0))
-    assert np.array_equal(checks.lab_after(img, other), rgb_to_lab(other.pixels.astype(np.float32) / 255.0))
+            assert np.array_equal(checks.lab_after(img, Image(edited)), _plain_lab(edited.astype(np.float32) / 255.0))
+    assert np.array_equal(checks.lab_after(img, other), _plain_lab(other.pixels.astype(np.float32) / 255.0))
     mask = Mask(np.zeros(img.pixels.shape[:2], np.float32))
     call = CheckCall(node="n", tool="adjust", args={}, ports={"image": img, "mask": mask}, output=other)
     assert checks.keep_outside(call)[0].value == pytest.approx(float(moved[checks.erode(mask.alpha <= 0, 1)].mean()), abs=0)
