@@ -182,13 +182,22 @@ def gradient(rgb: np.ndarray) -> np.ndarray:
     return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
 
 
+def grey_of(image: Image) -> np.ndarray:
+    return derived("grey", (image,), lambda: cv2.cvtColor(rgbf(image), cv2.COLOR_RGB2GRAY))
+
+
 def gradient_of(image: Image) -> np.ndarray:
-    return derived("gradient", (image,), lambda: gradient(rgbf(image)))
+    """:func:`gradient` of a picture, remembered (the same values: the grey picture is shared with :func:`laplacian_of`)."""
+    def compute() -> np.ndarray:
+        grey = grey_of(image)
+        return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+
+    return derived("gradient", (image,), compute)
 
 
 def laplacian_of(image: Image) -> np.ndarray:
     """Laplacian of the grey picture (sharpness per pixel)."""
-    return derived("laplacian", (image,), lambda: cv2.Laplacian(cv2.cvtColor(rgbf(image), cv2.COLOR_RGB2GRAY), cv2.CV_32F))
+    return derived("laplacian", (image,), lambda: cv2.Laplacian(grey_of(image), cv2.CV_32F))
 
 
 def flat_of(image: Image) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -148,6 +149,9 @@ def test_faster_measurements_equal_the_formulas(name: str) -> None:
     rgb = img.pixels.astype(np.float32) / 255.0
     assert np.array_equal(float_of(img), rgb)
     assert np.array_equal(checks.lab(img), _plain_lab(rgb)) and np.array_equal(rgb_to_lab(rgb), _plain_lab(rgb))
+    with using(Memo()):
+        assert np.array_equal(checks.gradient_of(img), checks.gradient(rgb))
+        assert np.array_equal(checks.laplacian_of(img), cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_32F))
     some = rgb.reshape(-1, 3)[::7]  # a list of pixels, as recolor converts them
     assert np.array_equal(rgb_to_lab(some), _plain_lab(some))
     flat = (rgb <= 0.0).all(axis=-1) | (rgb >= 1.0).all(axis=-1)
