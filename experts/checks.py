@@ -357,6 +357,7 @@ def _adjust_stats(call: CheckCall, src: Image, out: Image, region: np.ndarray) -
     return {name: (before[name], after[name]) for name in before}
 
 
+LIGHTNESS_ARGS = ("brightness", "contrast", "shadows", "highlights")  # adjust args that move lightness on purpose
 ADJUST_MIN = {"brightness": 3.0, "contrast": 0.1, "saturation": 0.2, "warmth": 2.0}  # per unit of the arg
 
 
@@ -370,7 +371,7 @@ def adjust_follow(call: CheckCall) -> list[CheckResult]:
         return []
     stats = _adjust_stats(call, pair[0], pair[1], region)
     res = []
-    if abs(float(call.args.get("brightness", 0) or 0)) < 0.05 and abs(float(call.args.get("contrast", 0) or 0)) < 0.05:
+    if all(abs(float(call.args.get(k, 0) or 0)) < 0.05 for k in LIGHTNESS_ARGS):
         shift = abs(stats["brightness"][1] - stats["brightness"][0])
         res.append(call.result("adjust keeps the lightness", "follow", shift, ADJUST_KEEP_L, shift <= ADJUST_KEEP_L,
                                f"lightness moved by {shift:.1f} L though no brightness change was asked: a seam or a wrong paste"))

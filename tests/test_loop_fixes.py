@@ -293,3 +293,10 @@ def test_an_explicit_flip_axis_is_kept(registry, executor):
     result = loop("flip the shot from top to bottom", "coffee", one("flip", direction="horizontal"), registry, executor)
     assert result.passed and result.program.node("edit").args["direction"] == "vertical"
     assert np.array_equal(result.image.pixels, sample("coffee").pixels[::-1])
+
+
+def test_lifted_shadows_may_move_the_lightness(registry, executor):
+    # shadows / highlights move lightness on purpose: "adjust keeps the lightness" must not fail them
+    result = loop("open up the dark areas", "rocket", one("adjust", shadows=0.5), registry, executor)
+    assert result.passed and len(result.attempts) == 1
+    assert lightness(result.image.pixels).mean() > lightness(sample("rocket").pixels).mean() + 3
