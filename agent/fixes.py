@@ -9,7 +9,8 @@ validates it like any plan, and reports it as a ``local_fix`` event.
 Rows:
 - ``unseen object``: segment cannot see an object noun (no open-vocabulary expert). Try the noun
   with the colour the request gives it ("make the bike blue instead of red" -> "red bike"), then
-  the main object ("subject"), which is what a single named object most often is.
+  the main object ("subject"), which is what a single named object most often is (not for a removal or a
+  repaint: taking out a guessed object is worse than saying it was not found).
 - ``colour name``: a colour phrase the colour parser does not know ("deep blue"): the colour word in it.
 """
 
@@ -51,7 +52,25 @@ def _unseen_object(request: str, result: CheckResult, program: Program) -> list[
     words_said = re.findall(r"[a-z]+", GREYSCALE.sub(" ", request.lower()))
     said = [c for c in words_said if c in COLOURS and c not in goes_to]
     fixes = [Fix(args={"target": f"{said[0]} {words[-1]}"})] if said else []
+    if _users(program, result.node) & DESTRUCTIVE:  # removing or repainting a guessed object is worse than saying it was not found
+        return fixes
     return [*fixes, Fix(args={"target": "subject"})]
+
+
+DESTRUCTIVE = frozenset({"remove", "replace", "insert", "edit", "replace_background"})
+
+
+def _users(program: Program, nid: str) -> set[str]:
+    """The tools that use ``nid``'s output, directly or through other nodes."""
+    found, todo, seen = set(), [nid], set()
+    while todo:
+        ref = f"${todo.pop()}"
+        for n in program.nodes:
+            if n.id not in seen and any(v == ref or (isinstance(v, list) and ref in v) for v in n.args.values()):
+                seen.add(n.id)
+                found.add(n.tool)
+                todo.append(n.id)
+    return found
 
 
 UNKNOWN_COLOUR = re.compile(r"unknown colour '([^']+)'")

@@ -131,6 +131,8 @@ def test_an_unseen_object_with_no_colour_falls_back_to_the_main_subject(registry
     assert [(n, f.args) for n, f in proposals("recolour the blossom orange", failed, plan)] == [("unseen object", {"target": "subject"})]
     found = [(n, f.args) for n, f in proposals("paint the purple blossom orange", failed, plan)]
     assert found == [("unseen object", {"target": "purple blossom"}), ("unseen object", {"target": "subject"})]
+    removal = Program.model_validate(one("remove", "$sel", (seg("blossom"),)))
+    assert proposals("take the blossom out", failed, removal) == []  # never remove a guessed object
     known = failed.model_copy(update={"advice": "ValueError: cannot find 'sky' in this picture (no smooth blue region)"})
     assert proposals("recolour the sky orange", known, plan) == []  # a known kind that is not there: no guess
 
