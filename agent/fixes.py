@@ -7,10 +7,11 @@ check does not see; each row here reads the failing result and the request and p
 validates it like any plan, and reports it as a ``local_fix`` event.
 
 Rows:
-- ``unseen object``: segment cannot see an object noun (no open-vocabulary expert). Try the noun
-  with the colour the request gives it ("make the bike blue instead of red" -> "red bike"), then
-  the main object ("subject"), which is what a single named object most often is (not for a removal or a
-  repaint: taking out a guessed object is worse than saying it was not found).
+- ``unseen object``: segment cannot see an object noun (no open-vocabulary expert). Try ``text`` when the
+  request speaks of writing ("the name tag writing on her uniform"), the noun with the colour the request
+  gives it ("make the bike blue instead of red" -> "red bike"), then the main object ("subject"), which is
+  what a single named object most often is (not for a removal or a repaint: taking out a guessed object is
+  worse than saying it was not found; a backdrop swap keeps the subject, so there it is the guess).
 - ``colour name``: a colour phrase the colour parser does not know ("deep blue"): the colour word in it.
 """
 
@@ -27,6 +28,7 @@ COLOURS = ("white", "black", "grey", "gray", "red", "blue", "green", "yellow", "
            "teal", "cyan", "magenta", "violet", "beige", "cream", "turquoise", "silver")  # fmt: skip
 GREYSCALE = re.compile(r"\bblack\s*(?:and|&|/|n)\s*white\b|\bb\s*[&/]\s*w\b")  # a look, not the object's colour
 UNSEEN = re.compile(r"no open-vocabulary expert|no model here understands")
+TEXT_WORDS = re.compile(r"\b(writing|written|text|words?|letters|lettering|caption|label|name ?tag|signature|watermark|logo text)\b", re.I)
 COLOUR_TOOLS = ("recolor", "replace_background", "border", "add_text")  # tools whose `color` is where the request goes, not where it starts
 
 
@@ -48,13 +50,16 @@ def _unseen_object(request: str, result: CheckResult, program: Program) -> list[
     words = re.findall(r"[a-z]+", target)
     if not words or "subject" in words or any(w in COLOURS for w in words):
         return []
-    goes_to = {str(n.args.get(k, "")).lower() for n in program.nodes if n.tool in COLOUR_TOOLS for k in ("color", "color2")}
+    goes_to = {w for n in program.nodes if n.tool in COLOUR_TOOLS for k in ("color", "color2")
+               for w in re.findall(r"[a-z]+", str(n.args.get(k, "")).lower())}  # "plain white" is where the colour goes
     words_said = re.findall(r"[a-z]+", GREYSCALE.sub(" ", request.lower()))
     said = [c for c in words_said if c in COLOURS and c not in goes_to]
-    fixes = [Fix(args={"target": f"{said[0]} {words[-1]}"})] if said else []
-    if _users(program, result.node) & DESTRUCTIVE:  # removing or repainting a guessed object is worse than saying it was not found
+    fixes = [Fix(args={"target": "text"})] if TEXT_WORDS.search(request) else []  # "the writing on her uniform" is text
+    fixes += [Fix(args={"target": f"{said[0]} {words[-1]}"})] if said else []
+    users = _users(program, result.node)
+    if users & DESTRUCTIVE and users != {"replace_background"}:  # removing or repainting a guessed object is worse than not found
         return fixes
-    return [*fixes, Fix(args={"target": "subject"})]
+    return [*fixes, Fix(args={"target": "subject"})]  # a backdrop swap keeps the main subject, whatever its name
 
 
 DESTRUCTIVE = frozenset({"remove", "replace", "insert", "edit", "replace_background"})

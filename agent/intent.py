@@ -37,7 +37,7 @@ KEEP_ALONE = re.compile(
     r"\b(?:leave|keep|don'?t touch|do not touch|without touching|not)\s+"
     r"(?:the\s+)?(?:background|backdrop|bg|surroundings|rest|everything else)"
     r"(?:\s+(?:alone|as (?:it )?is|untouched|unchanged|the same|intact|as they are))?\b|"
-    r"\b(?:the\s+)?(?:rest|background|backdrop|everything else)\s+(?:is|looks|stays?)\s+(?:fine|ok|okay|good|the same)\b",
+    r"\b(?:the\s+)?(?:rest|background|backdrop|bg|surroundings|everything else)\s+(?:is|looks|stays?)\s+(?:fine|ok|okay|good|the same)\b",
     re.I,
 )
 SELECTIVE_COLOUR = re.compile(r"\b(keep|leave|only)\b[^.]{0,40}\bin colou?r\b|\bcolou?r splash\b", re.I)
@@ -52,7 +52,12 @@ DARKER = re.compile(r"\b(darken|darker|dim|dimmer|too bright|overexposed|moody)\
 WARMER = re.compile(r"\b(warmer|warm it|warm up|warm tones?|golden|too cold|too blue)\b", re.I)
 COOLER = re.compile(r"\b(cooler|cool it|cool down|cool tones?|colder|too warm|too yellow|too orange)\b", re.I)
 GREY = re.compile(r"\b(black and white|black & white|b&w|b/w|gr[ae]yscale|monochrome|desaturate[d]?|colou?rless|gr[ae]y ?out)\b", re.I)
-VIVID = re.compile(r"\b(more saturat\w*|saturate|vivid|vibrant|punchier|more colou?rful|pop)\b", re.I)
+VIVID = re.compile(
+    r"\b(more saturat\w*|saturate|vivid|vibrant|punchier|more colou?rful|pop|"
+    r"(?:deeper|richer|more intense|stronger) (?:colou?rs?|white|black|grey|gray|red|blue|green|yellow|orange|purple|pink|brown|"
+    r"gold|navy)s?)\b",
+    re.I,
+)
 # a statistic's name after a word that raises or lowers it ("less contrast", "tone down the saturation", "contrast -1")
 UP_WORDS = (
     r"more|increase[ds]?|boost(?:ed)?|raise[ds]?|higher|high|stronger|bump(?:ed)? up|crank(?:ed)? up|turn(?:ed)? up|"
@@ -235,9 +240,43 @@ def _inside_subject(target: str) -> bool:
     return bool(target) and not target.startswith("not ") and not any(w in target for w in OUTSIDE_WORDS)
 
 
+# words the cues read; a request's word one transposed, missing or doubled letter away from one is read as it
+CUE_WORDS = frozenset(
+    "brighten brighter lighten lighter darken darker warmer cooler sharpen sharper saturation saturate saturated contrast "
+    "background backdrop remove blurry blurred except everything mirror rotate upside vivid vibrant colour color colourful "
+    "colorful greyscale grayscale monochrome contrasty".split()
+)
+
+
+def _one_slip(typed: str, word: str) -> bool:
+    """``typed`` is ``word`` with two neighbouring letters swapped, one letter missing or one letter doubled."""
+    if len(typed) == len(word):
+        diff = [i for i, (a, b) in enumerate(zip(typed, word, strict=True)) if a != b]
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and typed[diff[0]] == word[diff[1]] and typed[diff[1]] == word[diff[0]]
+    short, long = sorted((typed, word), key=len)
+    if len(long) - len(short) != 1:
+        return False
+    i = next((k for k in range(len(short)) if short[k] != long[k]), len(short))
+    doubled = (i > 0 and long[i] == long[i - 1]) or (i + 1 < len(long) and long[i] == long[i + 1])
+    return short[i:] == long[i + 1 :] and (len(typed) < len(word) or doubled)
+
+
+def spelled(text: str) -> str:
+    """``text`` with slips of the cue words corrected ("brigthen" -> "brighten"); other words are left as typed."""
+
+    def fix(m: re.Match[str]) -> str:
+        typed = m.group(0)
+        low = typed.lower()
+        if len(low) < 6 or low in CUE_WORDS:
+            return typed
+        return next((w for w in sorted(CUE_WORDS) if abs(len(w) - len(low)) <= 1 and _one_slip(low, w)), typed)
+
+    return re.sub(r"[A-Za-z]+", fix, text)
+
+
 def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list[CheckResult]:
     """Hard findings where the plan contradicts the request's own words; nothing when the words are unclear."""
-    text = request.strip()
+    text = spelled(request.strip())
     out: list[CheckResult] = []
     targets = mask_targets(valid)
     edits = edit_nodes(valid, registry)
@@ -413,7 +452,7 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
                         Fix(invert_mask=True),
                     )
                 )
-    for extra in (_sign_words, _geometry_words, _grey_words, _paint_words, _part_words, _stated_args):
+    for extra in (_sign_words, _geometry_words, _grey_words, _paint_words, _part_words, _stated_args, _unasked_removal, _to_colour):
         out += extra(text, valid, registry, edits, targets, out)
     return out
 
@@ -589,6 +628,55 @@ def _paint_words(text: str, valid: ValidProgram, registry: Registry, edits: list
 
 
 REMOVING = re.compile(r"\b(remove|erase|get rid of|delete|take out|clean up|clear)\b", re.I)
+# every way a request asks for something to go: a `remove` step with none of these words takes out what was not asked
+ASKS_REMOVAL = re.compile(
+    r"\b(remov\w*|eras\w*|get rid|rid of|delet\w*|take (?:out|away)|clean(?:ed)? up|clear\w*|without|lose|ditch|no more|nuke|zap|scrub|"
+    r"disappear|vanish|hide|cut out|wipe|retouch out|out of (?:the )?(?:shot|picture|photo|frame)|gone|fill (?:in|the hole)|blemish\w*|"
+    r"spots?|pimples?|acne|scratch\w*|dust|watermark|photobomb\w*|unwanted|distracting)\b",
+    re.I,
+)
+
+
+def _unasked_removal(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
+    """A `remove` step when the request asks nothing to go ("black and white except the red bike" planned as removing the
+    bike): the most destructive wrong reading there is. Fix: drop the step."""
+    if ASKS_REMOVAL.search(text):
+        return []
+    return [
+        _finding(valid, "removal not asked", n, f"the request asks nothing to be removed, but {n!r} removes something: drop that step",
+                 Fix(drop=True))
+        for n in edits
+        if valid.program.node(n).tool == "remove"
+    ]
+
+
+TO_COLOUR = re.compile(rf"\b(?:to|into|->|→)\s+(?:a\s+|an\s+)?(?:(?:{SHADES})\s+)?(?P<colour>{'|'.join(PAINT_COLOURS)})\b", re.I)
+PAINTING_TOOLS = ("recolor", "replace_background")
+
+
+def _to_colour(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
+    """From/to colours: "make the blue behind her green", "the car from red to blue" paint the colour it goes TO (the one
+    after "to", else the last one said), never the one it comes from."""
+    colours = "|".join(PAINT_COLOURS)
+    instead = rf"\binstead of (?:the |a |an |that )?(?:\w+ )?(?:{colours})\b"  # "red instead of brown": brown is where it starts
+    low = re.sub(instead, " ", GREY.sub(" ", text.lower()))
+    out = []
+    for n in edits:
+        node = valid.program.node(n)
+        colour = str(node.args.get("color", "")).lower().split()
+        if node.args.get("color2"):  # a gradient uses both colours said
+            continue
+        elsewhere = {str(o.args.get(k, "")).lower().split()[-1] for o in valid.program.nodes if o.id != n for k in ("color", "color2")
+                     if str(o.args.get(k, "")).strip()}  # "... and a grey border": another step's colour
+        said = [c for c in re.findall(rf"\b({colours})\b", low) if c not in elsewhere]
+        if len(set(said)) < 2:
+            continue
+        m = TO_COLOUR.search(low)
+        goes_to = m.group("colour") if m and m.group("colour") in said else said[-1]
+        if node.tool in PAINTING_TOOLS and colour and colour[-1] in said and colour[-1] != goes_to:
+            out.append(_finding(valid, "colour goes to", n, f"the request turns the {colour[-1]} into {goes_to}, but {n!r} paints "
+                                f"{colour[-1]}: use color {goes_to!r}", Fix(args={"color": goes_to})))
+    return out
 KEEPING = re.compile(
     r"\b(keep|keeping|leave|leaving|preserve|protect|don'?t (?:touch|change)|without (?:touching|changing)|make sure)\b[^,.;]*$", re.I
 )

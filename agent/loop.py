@@ -161,6 +161,8 @@ def fix_program(program: Program, result: CheckResult, registry: Registry | None
     node = nodes.get(result.node)
     if node is None:
         return None
+    if fix.drop:
+        return _dropped(data, result.node)
     if fix.args:
         node["args"].update(fix.args)
     if fix.tool:
@@ -195,6 +197,31 @@ def fix_program(program: Program, result: CheckResult, registry: Registry | None
             data["nodes"].insert(pos, {"id": new_id, "tool": "invert", "args": {"mask": ref}})
             node["args"]["mask"] = f"${new_id}"
     return Program.model_validate(data)
+
+
+def _dropped(data: dict[str, Any], nid: str) -> Program | None:
+    """``data`` without node ``nid``: its users take the picture it was given, and nodes nothing uses any more go too."""
+    node = next(n for n in data["nodes"] if n["id"] == nid)
+    given = node["args"].get("image")
+    if not is_ref(given) and given != "$input":
+        return None
+
+    def swap(v: Any) -> Any:
+        return given if v == f"${nid}" else [given if x == f"${nid}" else x for x in v] if isinstance(v, list) else v
+
+    nodes = [{**n, "args": {k: swap(v) for k, v in n["args"].items()}} for n in data["nodes"] if n["id"] != nid]
+    output = swap(data["output"])
+    while True:  # prune what only the dropped step used (its mask, the segment behind it)
+        used = {str(v)[1:] for n in nodes for v in n["args"].values() if is_ref(v)}
+        used |= {str(x)[1:] for n in nodes for v in n["args"].values() if isinstance(v, list) for x in v if is_ref(x)}
+        used.add(str(output)[1:])
+        kept = [n for n in nodes if n["id"] in used]
+        if len(kept) == len(nodes):
+            break
+        nodes = kept
+    if not nodes:
+        return None
+    return Program.model_validate({**data, "nodes": nodes, "output": output})
 
 
 def program_key(program: Program) -> str:

@@ -302,3 +302,79 @@ def test_lifted_shadows_may_move_the_lightness(registry, executor):
     result = loop("open up the dark areas", "rocket", one("adjust", shadows=0.5), registry, executor)
     assert result.passed and len(result.attempts) == 1
     assert lightness(result.image.pixels).mean() > lightness(sample("rocket").pixels).mean() + 3
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [("pls brigthen it", "pls brighten it"), ("darkne the sky", "darken the sky"), ("blur the backgorund", "blur the background"),
+     ("remvoe that sign", "remove that sign"), ("make it brigghter", "make it brighter"),
+     ("a tighter crop", "a tighter crop"), ("lighter please", "lighter please"), ("brightly lit", "brightly lit")],
+)
+def test_slips_of_cue_words_are_read_as_the_word(typed, read):
+    from banana.agent.intent import spelled
+
+    assert spelled(typed) == read
+
+
+def test_a_misspelt_brighten_still_judges_the_sign(registry, executor):
+    result = loop("brigthen the pic a little", "china", one("adjust", brightness=-0.3), registry, executor)
+    assert result.passed and result.program.node("edit").args["brightness"] == 0.3
+    assert lightness(result.image.pixels).mean() > lightness(sample("china").pixels).mean() + 2
+
+
+def test_a_removal_nobody_asked_for_is_dropped(registry, executor):
+    # "grey everything but the mug" misread as greying the rest and then removing the mug
+    plan = {"version": 1, "nodes": [seg("background", "bg"), {"id": "grey", "tool": "adjust", "args": {"image": "$input", "mask": "$bg",
+            "saturation": -1.0}}, seg("red cup", "cup"), {"id": "gone", "tool": "remove", "args": {"image": "$grey", "mask": "$cup"}}],
+            "output": "$gone"}  # fmt: skip
+    result = loop("grey everything but the red cup", "coffee", plan, registry, executor)
+    assert result.passed and [n.tool for n in result.program.nodes] == ["segment", "adjust"]
+    assert any(e.kind == "local_fix" and "removal not asked" in e.message for e in result.events)
+
+
+@pytest.mark.parametrize("request_text", ["get rid of the cup", "lose the mug", "I want the cup gone", "clean up the spots on her cheek",
+                                          "no more cup in the shot"])
+def test_a_removal_the_request_asks_for_is_not_judged(registry, request_text):
+    plan = {"version": 1, "nodes": [seg("cup", "cup"), {"id": "gone", "tool": "remove", "args": {"image": "$input", "mask": "$cup"}}],
+            "output": "$gone"}  # fmt: skip
+    valid = validate(parse_program(json.dumps(plan)), registry, inputs={"input": "Image"})
+    assert "removal not asked" not in {r.check for r in intent_checks(request_text, valid, registry) if not r.passed}
+
+
+@pytest.mark.parametrize(
+    ("request_text", "painted", "goes_to"),
+    [("turn the yellow wall into purple", "yellow", "purple"), ("the green car, make it red", "green", "red"),
+     ("recolour the red cup from red to blue", "red", "blue")],
+)
+def test_from_to_colours_paint_the_colour_it_goes_to(registry, request_text, painted, goes_to):
+    plan = one("recolor", "$sel", (seg("subject"),), color=painted)
+    valid = validate(parse_program(json.dumps(plan)), registry, inputs={"input": "Image"})
+    bad = [r for r in intent_checks(request_text, valid, registry) if r.check == "colour goes to"]
+    assert len(bad) == 1 and bad[0].fix.args == {"color": goes_to}
+    right_plan = one("recolor", "$sel", (seg("subject"),), color=goes_to)
+    right = validate(parse_program(json.dumps(right_plan)), registry, inputs={"input": "Image"})
+    assert [r for r in intent_checks(request_text, right, registry) if r.check == "colour goes to"] == []
+
+
+def test_a_fine_background_is_not_the_place_to_edit(registry):
+    plan = {"version": 1, "nodes": [{"id": "faces", "tool": "detect_faces", "args": {"image": "$input"}},
+            {"id": "m", "tool": "mask_from_boxes", "args": {"image": "$input", "boxes": "$faces"}},
+            {"id": "edit", "tool": "sharpen", "args": {"image": "$input", "mask": "$m"}}], "output": "$edit"}  # fmt: skip
+    valid = validate(parse_program(json.dumps(plan)), registry, inputs={"input": "Image"})
+    assert [r.check for r in intent_checks("crisper eyes on him, the bg is fine", valid, registry) if not r.passed] == []
+
+
+def test_richer_colours_want_more_saturation(registry):
+    valid = validate(parse_program(json.dumps(one("adjust", saturation=-0.3))), registry, inputs={"input": "Image"})
+    bad = [r for r in intent_checks("richer greens in the trees", valid, registry) if not r.passed]
+    assert [r.check for r in bad] == ["saturation direction"]
+
+
+def test_writing_an_unseen_object_carries_is_looked_for_as_text(registry):
+    plan = Program.model_validate(one("remove", "$sel", (seg("mug"),)))
+    failed = CheckResult(check="node ran", kind="follow", node="sel", tool="segment", value=0, threshold=1, passed=False,
+                         advice="ValueError: cannot find 'mug' (no open-vocabulary expert is configured): ...")  # fmt: skip
+    assert [f.args for _, f in proposals("erase the lettering on the mug", failed, plan)] == [{"target": "text"}]
+    backdrop = Program.model_validate(one("replace_background", "$sel", (seg("sitter"),), color="white"))
+    found = [f.args for _, f in proposals("swap the backdrop for plain white", failed.model_copy(update={"node": "sel"}), backdrop)]
+    assert found == [{"target": "subject"}]  # "white" is where the backdrop goes, not the sitter's colour; a swap keeps the subject

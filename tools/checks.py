@@ -30,7 +30,7 @@ class Fix(BaseModel):
     """A local repair the loop can try without re-planning, one step along a check's advice.
 
     New args for the node; its mask inverted; a mask for a node that has none; another tool in its place (compatible args kept);
-    a step appended after the program's output; or (when no step of the plan is explained by the
+    a step appended after the program's output; the node dropped; or (when no step of the plan is explained by the
     request) the plan replaced by steps on the input. Steps are ``{"tool": ..., "args": {...}}``
     without the image port, which the loop wires.
     """
@@ -41,6 +41,7 @@ class Fix(BaseModel):
     append: list[dict[str, Any]] = Field(default_factory=list)
     replace: list[dict[str, Any]] = Field(default_factory=list)
     mask: str | None = None  # give an unmasked node this segment target's mask ("not X": everything except X)
+    drop: bool = False  # take the node out: what used its picture uses the picture it was given (a step nobody asked for)
 
 
 class CheckResult(BaseModel):
