@@ -50,7 +50,7 @@ def _unseen_object(request: str, result: CheckResult, program: Program) -> list[
     words = re.findall(r"[a-z]+", target)
     if not words or "subject" in words or any(w in COLOURS for w in words):
         return []
-    goes_to = {w for n in program.nodes if n.tool in COLOUR_TOOLS for k in ("color", "color2")
+    goes_to = {w for n in program.nodes if n.tool in COLOUR_TOOLS for k in ("color", "color2", "prompt")
                for w in re.findall(r"[a-z]+", str(n.args.get(k, "")).lower())}  # "plain white" is where the colour goes
     words_said = re.findall(r"[a-z]+", GREYSCALE.sub(" ", request.lower()))
     said = [c for c in words_said if c in COLOURS and c not in goes_to]

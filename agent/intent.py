@@ -656,13 +656,20 @@ PAINTING_TOOLS = ("recolor", "replace_background")
 
 def _to_colour(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
     """From/to colours: "make the blue behind her green", "the car from red to blue" paint the colour it goes TO (the one
-    after "to", else the last one said), never the one it comes from."""
+    after "to", else the last one said), never the one it comes from. And a backdrop "prompt" that is only a colour
+    ("plain white") is that colour: a prompt needs the diffusion backbone."""
     colours = "|".join(PAINT_COLOURS)
     instead = rf"\binstead of (?:the |a |an |that )?(?:\w+ )?(?:{colours})\b"  # "red instead of brown": brown is where it starts
     low = re.sub(instead, " ", GREY.sub(" ", text.lower()))
     out = []
     for n in edits:
         node = valid.program.node(n)
+        prompt = re.findall(r"[a-z]+", str(node.args.get("prompt") or "").lower())
+        plain = [w for w in prompt if w not in (*SHADES.split("|"), "a", "an", "background", "backdrop", "colour", "color")]
+        if node.tool == "replace_background" and not node.args.get("color") and len(plain) == 1 and plain[0] in PAINT_COLOURS:
+            out.append(_finding(valid, "a colour is a color", n, f"{n!r} asks for a {' '.join(prompt)!r} prompt, which needs the diffusion "
+                                f"backbone; a plain colour is color {plain[0]!r}", Fix(args={"color": plain[0], "prompt": None})))
+            continue
         colour = str(node.args.get("color", "")).lower().split()
         if node.args.get("color2"):  # a gradient uses both colours said
             continue

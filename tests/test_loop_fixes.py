@@ -375,6 +375,14 @@ def test_writing_an_unseen_object_carries_is_looked_for_as_text(registry):
     failed = CheckResult(check="node ran", kind="follow", node="sel", tool="segment", value=0, threshold=1, passed=False,
                          advice="ValueError: cannot find 'mug' (no open-vocabulary expert is configured): ...")  # fmt: skip
     assert [f.args for _, f in proposals("erase the lettering on the mug", failed, plan)] == [{"target": "text"}]
-    backdrop = Program.model_validate(one("replace_background", "$sel", (seg("sitter"),), color="white"))
+    backdrop = Program.model_validate(one("replace_background", "$sel", (seg("sitter"),), prompt="plain white"))
     found = [f.args for _, f in proposals("swap the backdrop for plain white", failed.model_copy(update={"node": "sel"}), backdrop)]
     assert found == [{"target": "subject"}]  # "white" is where the backdrop goes, not the sitter's colour; a swap keeps the subject
+
+
+def test_a_backdrop_prompt_that_is_only_a_colour_becomes_the_colour(registry, executor):
+    plan = one("replace_background", "$sel", (seg("person"),), prompt="solid black")
+    result = loop("put him on solid black", "astronaut", plan, registry, executor)
+    assert result.passed and result.program.node("edit").args["color"] == "black" and result.program.node("edit").args.get("prompt") is None
+    behind = result.run.outputs["sel"].alpha < 0.01
+    assert result.image.pixels[behind].mean() < 10
