@@ -13,6 +13,8 @@ Rows:
   what a single named object most often is (not for a removal or a repaint: taking out a guessed object is
   worse than saying it was not found; a backdrop swap keeps the subject, so there it is the guess).
 - ``colour name``: a colour phrase the colour parser does not know ("deep blue"): the colour word in it.
+- ``no person``: the plan segments a person the picture does not have and the request names nobody: the
+  main subject (not for a removal or a repaint).
 """
 
 from __future__ import annotations
@@ -78,6 +80,24 @@ def _users(program: Program, nid: str) -> set[str]:
     return found
 
 
+NO_PERSON = re.compile(r"cannot find '(?:person|people|man|woman|subject's? body)' in this picture")
+PERSON_SAID = re.compile(
+    r"\b(him|her|he|she|his|hers|person|people|man|woman|men|women|guy|girl|boy|lady|kid|child|me|face|portrait)\b", re.I
+)
+
+
+def _person_failed(result: CheckResult, program: Program) -> bool:
+    return result.check == "node ran" and result.tool == "segment" and bool(NO_PERSON.search(result.advice))
+
+
+def _no_person(request: str, result: CheckResult, program: Program) -> list[Fix]:
+    """The plan assumed a person the picture does not have, and the request never named one ("make the background
+    black and white" on a flower): the main subject is what stands in front of the background."""
+    if PERSON_SAID.search(request) or _users(program, result.node) & DESTRUCTIVE:
+        return []
+    return [Fix(args={"target": "subject"})]
+
+
 UNKNOWN_COLOUR = re.compile(r"unknown colour '([^']+)'")
 
 
@@ -98,6 +118,7 @@ def _known_colour(request: str, result: CheckResult, program: Program) -> list[F
 ROWS: tuple[FixRow, ...] = (
     FixRow("unseen object", _segment_failed, _unseen_object),
     FixRow("colour name", _colour_failed, _known_colour),
+    FixRow("no person", _person_failed, _no_person),
 )
 
 

@@ -386,3 +386,15 @@ def test_a_backdrop_prompt_that_is_only_a_colour_becomes_the_colour(registry, ex
     assert result.passed and result.program.node("edit").args["color"] == "black" and result.program.node("edit").args.get("prompt") is None
     behind = result.run.outputs["sel"].alpha < 0.01
     assert result.image.pixels[behind].mean() < 10
+
+
+def test_a_person_the_picture_lacks_becomes_the_subject_when_the_request_names_nobody(registry, executor):
+    plan = one("adjust", "$inv", (seg("person"), {"id": "inv", "tool": "invert", "args": {"mask": "$sel"}}), saturation=-1.0)
+    result = loop("desaturate whatever is behind the main thing", "coffee", plan, registry, executor)
+    assert result.passed and result.program.node("sel").args["target"] == "subject"
+    behind = result.run.outputs["inv"].alpha > 0.99
+    lab = rgb_to_lab(result.image.pixels.astype(np.float32) / 255.0)
+    assert np.hypot(lab[..., 1], lab[..., 2])[behind].mean() < 3.0
+    failed = CheckResult(check="node ran", kind="follow", node="sel", tool="segment", value=0, threshold=1, passed=False,
+                         advice="ValueError: cannot find 'person' in this picture (no face and no body pose found)")  # fmt: skip
+    assert proposals("blur everything behind her", failed, Program.model_validate(plan)) == []  # she was asked for: say so
