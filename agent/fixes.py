@@ -14,7 +14,7 @@ Rows:
   worse than saying it was not found; a backdrop swap keeps the subject, so there it is the guess).
 - ``colour name``: a colour phrase the colour parser does not know ("deep blue"): the colour word in it.
 - ``no person``: the plan segments a person the picture does not have and the request names nobody: the
-  main subject (not for a removal or a repaint).
+  main subject (not for a removal or a repaint; a backdrop swap keeps it).
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ def _person_failed(result: CheckResult, program: Program) -> bool:
 def _no_person(request: str, result: CheckResult, program: Program) -> list[Fix]:
     """The plan assumed a person the picture does not have, and the request never named one ("make the background
     black and white" on a flower): the main subject is what stands in front of the background."""
-    if PERSON_SAID.search(request) or _users(program, result.node) & DESTRUCTIVE:
+    users = _users(program, result.node)
+    if PERSON_SAID.search(request) or (users & DESTRUCTIVE and users != {"replace_background"}):  # a backdrop swap keeps it
         return []
     return [Fix(args={"target": "subject"})]
 

@@ -44,7 +44,7 @@ SELECTIVE_COLOUR = re.compile(r"\b(keep|leave|only)\b[^.]{0,40}\bin colou?r\b|\b
 NEGATED_BLUR = re.compile(
     r"\b(unblur|deblur|de-blur|remove (?:the )?blur|less blurry|not blurry|fix (?:the )?blur|sharpen|too blurry|"
     r"blurry (?:photo|picture|image|pic|shot|photograph|one)|"
-    r"(?:is|are|looks?|was|seems?) (?:a (?:bit|little) |kinda |so |too |very )?blurry)\b",
+    r"(?:is|are|looks?|was|seems?|'s) (?:a (?:bit|little) |kinda |so |too |very |slightly )?(?:blurry|out of focus|soft|fuzzy|unsharp))\b",
     re.I,
 )
 BRIGHTER = re.compile(r"\b(brighten|brighter|lighten|lighter|more light|too dark|underexposed)\b", re.I)
@@ -139,7 +139,12 @@ GLOBAL_NOUNS = ("it", "this", "that", "photo", "picture", "image", "pic", "every
 BACKGROUND_NOUNS = ("background", "backdrop", "bg", "backgound", "back ground")
 
 
-NEGATOR = re.compile(r"\b(?:less|not so|not as|not too|no longer)\s+$", re.I)
+NEGATOR = re.compile(  # "less vivid", "not so bright", "don't make it any darker", "without getting darker"
+    r"\b(?:less|not so|not as|not too|no longer|"
+    r"(?:don'?t|do not|never|without)\s+(?:make\s+it\s+|making\s+it\s+|go\s+|get\s+|getting\s+|let\s+it\s+(?:get|go)\s+)?"
+    r"(?:any\s+|too\s+|so\s+|much\s+)?|(?:not|no)\s+(?:any\s+)?)\s*$",
+    re.I,
+)
 
 
 def _says(pattern: re.Pattern[str], text: str) -> tuple[bool, bool]:
@@ -228,6 +233,20 @@ def step_for(clause: str, text: str, registry: Registry) -> dict[str, Any] | Non
 
 
 CLAUSE_RES = {k: (re.compile(rf"\b({pattern})\b", re.I), tools) for k, (pattern, tools) in CLAUSES.items()}
+TONE_WORDS = ((DARKER, "brightness", -0.3), (BRIGHTER, "brightness", 0.3), (GREY, "saturation", -1.0))
+
+
+def _tone_step(text: str, valid: ValidProgram, edits: list[str]) -> dict[str, Any] | None:
+    """The adjust a dropped tone clause asks for ("darken the bg, blur it slightly": the darkening), on the same mask as the
+    plan's masked edits when the request scopes it and they all share one; None when the words or the place are unclear."""
+    args = {arg: value for pattern, arg, value in TONE_WORDS if _says(pattern, text)[0]}
+    if not args or len(args) != len([p for p, _, _ in TONE_WORDS if _says(p, text)[0]]):
+        return None  # nothing, or two cues for one setting ("darker here, brighter there")
+    masks = {str(valid.program.node(n).args.get("mask")) for n in edits if valid.program.node(n).args.get("mask") is not None}
+    scoped = bool(OUTSIDE.search(text) or SUBJECT.search(text))
+    if scoped and len(masks) != 1:
+        return None
+    return {"tool": "adjust", "args": {**args, **({"mask": masks.pop()} if scoped else {})}}
 
 
 def _mask_target(valid: ValidProgram, nid: str, targets: dict[str, str]) -> str | None:
@@ -419,12 +438,12 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
         for clause, _, can_do in missing:
             if planned.intersection(can_do):  # an earlier added step answers this clause too ("flip it upside down")
                 continue
-            step = step_for(clause, text, registry)
+            step = step_for(clause, text, registry) if clause != "tone" else _tone_step(text, valid, edits)
             steps.append(step)
             planned.add(step["tool"] if step else clause)
         fix = None
         if all(steps):
-            unexplained = not tools.intersection(explained)
+            unexplained = not tools.intersection(explained) and not any("mask" in st["args"] for st in steps if st)  # keep what it masks
             fix = Fix(replace=steps) if unexplained else Fix(append=steps)  # type: ignore[arg-type]
         for i, (_, word, can_do) in enumerate(missing):
             out.append(

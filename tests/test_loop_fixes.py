@@ -398,3 +398,30 @@ def test_a_person_the_picture_lacks_becomes_the_subject_when_the_request_names_n
     failed = CheckResult(check="node ran", kind="follow", node="sel", tool="segment", value=0, threshold=1, passed=False,
                          advice="ValueError: cannot find 'person' in this picture (no face and no body pose found)")  # fmt: skip
     assert proposals("blur everything behind her", failed, Program.model_validate(plan)) == []  # she was asked for: say so
+
+
+@pytest.mark.parametrize("request_text", ["warmer but do not make it darker", "add contrast without getting darker",
+                                          "no darker please, just cooler"])
+def test_a_negated_cue_is_not_a_demand(registry, request_text):
+    plan = one("adjust", brightness=0.2, warmth=-0.3, contrast=0.2)
+    valid = validate(parse_program(json.dumps(plan)), registry, inputs={"input": "Image"})
+    assert "brightness direction" not in {r.check for r in intent_checks(request_text, valid, registry) if not r.passed}
+
+
+def test_a_soft_photo_is_sharpened_not_blurred(registry, executor):
+    plan = {"version": 1, "nodes": [{"id": "b", "tool": "blur", "args": {"image": "$input", "amount": 0.3}},
+            {"id": "edit", "tool": "sharpen", "args": {"image": "$b"}}], "output": "$edit"}  # fmt: skip
+    result = loop("the shot looks soft, fix it", "china", plan, registry, executor)
+    assert result.passed and "blur" not in [n.tool for n in result.program.nodes]
+
+
+def test_a_dropped_tone_clause_is_added_on_the_same_place(registry, executor):
+    plan = one("blur", "$sel", (seg("background"),), amount=0.3)
+    result = loop("make the backdrop darker and soften it, she stays as is", "grace_hopper", plan, registry, executor)
+    assert result.passed
+    added = [n for n in result.program.nodes if n.tool == "adjust"]
+    assert len(added) == 1 and added[0].args["mask"] == "$sel" and added[0].args["brightness"] < 0
+    behind, src = result.run.outputs["sel"].alpha > 0.99, sample("grace_hopper").pixels
+    assert lightness(result.image.pixels)[behind].mean() < lightness(src)[behind].mean() - 3
+    person = result.run.outputs["sel"].alpha < 0.01
+    assert np.abs(result.image.pixels[person].astype(float) - src[person]).mean() < 1.0
