@@ -101,7 +101,8 @@ CLAUSES: dict[str, tuple[str, tuple[str, ...]]] = {  # a request word -> the ste
         ("remove", "replace", "edit", "retouch", "denoise", "sharpen", "enhance", "dehaze", "replace_background", "adjust"),
     ),
     "sharpen": (r"sharpen|deblur|unblur|less blurry|crisper", ("sharpen", "enhance", "upscale")),
-    "denoise": (r"denoise|noisy|grainy|reduce (?:the )?(?:noise|grain)", ("denoise", "enhance", "blur")),
+    "denoise": (r"denoise|noisy|grainy|(?:reduce|remove|get rid of|clean up|less|fix|kill) (?:the |some |all the )?(?:noise|grain)",
+                ("denoise", "enhance", "blur")),
     "flip": (r"flip\w*|mirror\w*", ("flip", "rotate")),
     "rotate": (r"rotate\w*|upside down", ("rotate", "flip", "straighten")),
     "border": (r"border|frame", ("border",)),
@@ -188,7 +189,7 @@ def step_for(clause: str, text: str, registry: Registry) -> dict[str, Any] | Non
     }.get(clause)
     if tool is None or tool not in registry:
         return None
-    if tool in ("blur", "sharpen", "denoise") and (OUTSIDE.search(text) or SUBJECT.search(text)):
+    if tool in ("blur", "sharpen") and (OUTSIDE.search(text) or SUBJECT.search(text)):  # denoise keeps edges: global is fine
         return None  # a local edit needs a mask: that is a re-plan, not a fixed step
     if tool == "flip":
         args["direction"] = "vertical" if re.search(r"vertical|upside|top to bottom|bottom to top", low) else "horizontal"
@@ -427,7 +428,7 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
             continue
         if clause == "text" and REMOVING.search(text):  # "remove the watermark": the words go, none are added
             continue
-        m = pattern.search(text)
+        m = next((m for m in pattern.finditer(text) if not NEGATOR.search(text[: m.start()])), None)  # "dont blur the cup" asks no blur
         if not m:
             continue
         explained.update(can_do)
@@ -471,7 +472,8 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
                         Fix(invert_mask=True),
                     )
                 )
-    for extra in (_sign_words, _geometry_words, _grey_words, _paint_words, _part_words, _stated_args, _unasked_removal, _to_colour):
+    for extra in (_sign_words, _geometry_words, _grey_words, _paint_words, _part_words, _stated_args, _unasked_removal, _to_colour,
+                  _unasked_backdrop, _softened_sharpen, _named_style):
         out += extra(text, valid, registry, edits, targets, out)
     return out
 
@@ -667,6 +669,62 @@ def _unasked_removal(text: str, valid: ValidProgram, registry: Registry, edits: 
         for n in edits
         if valid.program.node(n).tool == "remove"
     ]
+
+
+ASKS_BACKDROP = re.compile(
+    r"\b(background|backdrop|bg|backgound|behind|surroundings|scene|setting|studio|passport|cut ?out|"
+    r"(?:put|place|move|take) (?:him|her|me|them|it|us|this|the \w+) (?:on|in|into|against|at|to)|"
+    r"on (?:a |an )?(?:plain |solid |pure )?(?:white|black|grey|gray|blue|green|transparent))\b",
+    re.I,
+)
+
+
+def _unasked_backdrop(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
+    """A new background when the request never speaks of one ("make the sky purple-ish, leave the buildings" planned as a
+    recolour AND a backdrop swap): everything but the subject repainted. Fix: drop that step."""
+    if ASKS_BACKDROP.search(text):
+        return []
+    steps = [n for n in edits if valid.program.node(n).tool == "replace_background"]
+    if len(steps) == len(edits):  # the whole plan: dropping it leaves nothing; a re-plan is the way
+        return []
+    return [_finding(valid, "backdrop not asked", n, f"the request asks for no new background, but {n!r} replaces it: drop that step",
+                     Fix(drop=True)) for n in steps]
+
+
+SHARPEN_WORDS = re.compile(r"\b(sharpen\w*|sharper|crisper|crisp(?:en)? up|more detail|in focus|deblur|unblur)\b", re.I)
+SOFTENING = ("retouch", "blur", "denoise")
+
+
+def _softened_sharpen(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
+    """ "Sharpen her face" planned as a skin retouch (or a blur): the opposite. Swap it for `sharpen` on the part named."""
+    if not SHARPEN_WORDS.search(text) or (NEGATED_BLUR.search(text) and "blur" in {valid.program.node(n).tool for n in edits}):
+        return []  # no sharpening asked, or the "no blur when unblurring" check already swaps the blur
+    if any(valid.program.node(n).tool in ("sharpen", "enhance", "upscale") for n in edits) or "sharpen" not in registry:
+        return []
+    parts = [(m.group("part") or m.group("face")).lower() for m in PART.finditer(text) if not KEEPING.search(text[: m.start()])]
+    for n in edits:
+        node = valid.program.node(n)
+        if node.tool in SOFTENING:
+            mask = None if node.args.get("mask") is not None or not parts else parts[0]
+            advice = f"the request sharpens, but {n!r} softens ({node.tool}): use sharpen"
+            return [_finding(valid, "no softening when sharpening", n, advice, Fix(tool="sharpen", mask=mask))]
+    return []
+
+
+def _named_style(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
+    """A look the catalogue has by name ("sepia pls") planned as plain tone changes: use the style."""
+    if "stylize" not in registry or not edits:
+        return []
+    nodes = [valid.program.node(n) for n in edits]
+    if any(n.tool != "adjust" or n.args.get("mask") is not None for n in nodes):
+        return []
+    names = registry.get("stylize").args_schema()["properties"]["style"].get("examples", [])
+    low = text.lower()
+    said = [name for name in names if len(name) >= 5 and re.search(rf"\b{re.escape(name)}\b", low) and name not in ("pencil", "sketch")]
+    if len(said) != 1:
+        return []
+    return [_finding(valid, "a named style", edits[0], f"the request names the style {said[0]!r}, but the plan only changes tones: "
+                     f"use stylize with style {said[0]!r}", Fix(tool="stylize", args={"style": said[0]}))]
 
 
 TO_COLOUR = re.compile(rf"\b(?:to|into|->|→)\s+(?:a\s+|an\s+)?(?:(?:{SHADES})\s+)?(?P<colour>{'|'.join(PAINT_COLOURS)})\b", re.I)

@@ -425,3 +425,35 @@ def test_a_dropped_tone_clause_is_added_on_the_same_place(registry, executor):
     assert lightness(result.image.pixels)[behind].mean() < lightness(src)[behind].mean() - 3
     person = result.run.outputs["sel"].alpha < 0.01
     assert np.abs(result.image.pixels[person].astype(float) - src[person]).mean() < 1.0
+
+
+def test_a_backdrop_swap_nobody_asked_for_is_dropped(registry, executor):
+    plan = {"version": 1, "nodes": [seg("sky", "sky"), {"id": "rc", "tool": "recolor", "args": {"image": "$input", "mask": "$sky",
+            "color": "orange"}}, seg("subject", "fg"), {"id": "bg", "tool": "replace_background", "args": {"image": "$rc", "mask": "$fg",
+            "color": "pink"}}], "output": "$bg"}  # fmt: skip
+    result = loop("give the sky an orange glow, nothing else", "china", plan, registry, executor)
+    assert result.passed and [n.tool for n in result.program.nodes] == ["segment", "recolor"]
+    sky = result.run.outputs["sky"].alpha < 0.01
+    assert np.abs(result.image.pixels[sky].astype(float) - sample("china").pixels[sky]).mean() < 1.0  # the rest untouched
+
+
+def test_sharpening_her_face_planned_as_a_retouch_sharpens_the_face(registry, executor):
+    result = loop("crisper detail on her face please", "grace_hopper", one("retouch", amount=0.3), registry, executor)
+    assert result.passed and result.program.node("edit").tool == "sharpen"
+    assert result.program.node(result.program.node("edit").args["mask"][1:]).args["target"] == "face"
+
+
+def test_a_look_the_catalogue_names_is_its_style(registry):
+    valid = validate(parse_program(json.dumps(one("adjust", saturation=-1.0))), registry, inputs={"input": "Image"})
+    found = [r for r in intent_checks("old sepia look please", valid, registry) if r.check == "a named style"]
+    assert len(found) == 1 and found[0].fix.tool == "stylize" and found[0].fix.args == {"style": "sepia"}
+    assert [r for r in intent_checks("make it warmer", valid, registry) if r.check == "a named style"] == []
+
+
+def test_a_negated_clause_asks_nothing_and_removing_noise_is_denoising(registry):
+    plan = one("denoise")
+    valid = validate(parse_program(json.dumps(plan)), registry, inputs={"input": "Image"})
+    assert [r.check for r in intent_checks("get rid of the grain but don't blur the dog", valid, registry) if not r.passed] == []
+    sharpened = validate(parse_program(json.dumps(one("sharpen"))), registry, inputs={"input": "Image"})
+    bad = [r for r in intent_checks("get rid of the noise", sharpened, registry) if not r.passed]
+    assert [r.check for r in bad] == ["clause 'get rid of the noise' planned"]
