@@ -1,13 +1,13 @@
-"""Re-check the blind outcome set v3 against its hand-written programs (no planner, no critic, no loop).
+"""Re-check a blind outcome set against its hand-written programs (no planner, no critic, no loop).
 
-Every case in ``bench/outcomes/blind_v3.jsonl`` has ``bench/outcomes/v3_programs/<id>.json``:
+Every case in ``bench/outcomes/blind_<set>.jsonl`` has ``bench/outcomes/<set>_programs/<id>.json``:
 ``{"gold": PROGRAM, "also_gold": {"label": PROGRAM}, "wrong": {"label": PROGRAM, ...}, "wrong_passes": {"label": "why"}}``
 (``also_gold`` and ``wrong_passes`` optional). Each program is run the way ``banana run`` runs it (validate, then
 the executor on the sample photo) and scored with :func:`bench.outcomes.judge` only. The set is sound when the
 gold and every ``also_gold`` variant (another reasonable answer: other strengths, another mask) pass and every
 wrong program fails, except the wrong ones listed under ``wrong_passes`` (a deliberate, explained exception).
 
-Run: ``OMP_NUM_THREADS=1 python -m bench.outcomes_v3_check [--only ID,ID] [-v]``; exit 1 when the set is not sound.
+Run: ``OMP_NUM_THREADS=1 python -m bench.outcomes_check v6 [--only ID,ID] [-v]``; exit 1 when the set is not sound.
 """
 
 from __future__ import annotations
@@ -29,14 +29,13 @@ from banana.tools.registry import Registry, default_registry
 from banana.tools.values import Image
 from bench.outcomes import HERE, judge
 
-CASES = HERE / "blind_v3.jsonl"
-PROGRAMS = HERE / "v3_programs"
+SETS = ("v3", "v4", "v5", "v6")  # the sets written with hand-written gold and wrong programs
 
 
 @dataclass
 class Verdict:
     case: str
-    label: str  # "gold" or the wrong program's label
+    label: str  # "gold", "gold:<variant>" or the wrong program's label
     passed: bool
     notes: list[str]
     expected: bool  # what a sound set needs: gold passes, wrong fails (unless listed in wrong_passes)
@@ -46,12 +45,19 @@ class Verdict:
         return self.passed == self.expected
 
 
-def load_cases(path: Path = CASES) -> list[dict[str, Any]]:
+def programs_dir(name: str) -> Path:
+    return HERE / f"{name}_programs"
+
+
+def load_cases(name: str) -> list[dict[str, Any]]:
+    path = HERE / f"blind_{name}.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no outcome set {name!r}: {path} does not exist (sets: {', '.join(SETS)})")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def load_programs(case_id: str) -> dict[str, Any]:
-    return json.loads((PROGRAMS / f"{case_id}.json").read_text())
+def load_programs(name: str, case_id: str) -> dict[str, Any]:
+    return json.loads((programs_dir(name) / f"{case_id}.json").read_text())
 
 
 def run_program(executor: Executor, registry: Registry, program: dict[str, Any], photo: str) -> tuple[Image | None, str]:
@@ -63,12 +69,12 @@ def run_program(executor: Executor, registry: Registry, program: dict[str, Any],
     return result.output, ""  # type: ignore[return-value]
 
 
-def check_case(case: dict[str, Any], executor: Executor, registry: Registry) -> list[Verdict]:
-    progs = load_programs(case["id"])
+def check_case(name: str, case: dict[str, Any], executor: Executor, registry: Registry) -> list[Verdict]:
+    progs = load_programs(name, case["id"])
     allowed = progs.get("wrong_passes", {})
-    out: list[Verdict] = []
     runs = [("gold", progs["gold"], True)] + [(f"gold:{k}", p, True) for k, p in progs.get("also_gold", {}).items()]
     runs += [(k, p, k in allowed) for k, p in progs["wrong"].items()]
+    out: list[Verdict] = []
     for label, program, expected in runs:
         picture, why = run_program(executor, registry, program, case["image"])
         ok, notes = judge(case, picture)
@@ -78,16 +84,17 @@ def check_case(case: dict[str, Any], executor: Executor, registry: Registry) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("set", choices=SETS, help="which blind set")
     ap.add_argument("--only", default="", help="comma-separated case ids")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every measured value")
     args = ap.parse_args()
     only = {s for s in args.only.split(",") if s}
-    cases = [c for c in load_cases() if not only or c["id"] in only]
+    cases = [c for c in load_cases(args.set) if not only or c["id"] in only]
     registry = default_registry()
     bad = 0
     with Executor(registry, cache=ResultCache()) as executor:
         for case in cases:
-            for v in check_case(case, executor, registry):
+            for v in check_case(args.set, case, executor, registry):
                 bad += not v.sound
                 mark = "ok " if v.sound else "BAD"
                 if args.verbose or not v.sound:
