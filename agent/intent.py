@@ -472,8 +472,8 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
                         Fix(invert_mask=True),
                     )
                 )
-    for extra in (_sign_words, _geometry_words, _grey_words, _paint_words, _part_words, _stated_args, _unasked_removal, _to_colour,
-                  _unasked_backdrop, _softened_sharpen, _named_style):
+    for extra in (_sign_words, _geometry_words, _grey_words, _paint_words, _part_words, _stated_args, _unasked_steps, _to_colour,
+                  _softened_sharpen, _named_style):
         out += extra(text, valid, registry, edits, targets, out)
     return out
 
@@ -658,19 +658,6 @@ ASKS_REMOVAL = re.compile(
 )
 
 
-def _unasked_removal(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
-    """A `remove` step when the request asks nothing to go ("black and white except the red bike" planned as removing the
-    bike): the most destructive wrong reading there is. Fix: drop the step."""
-    if ASKS_REMOVAL.search(text):
-        return []
-    return [
-        _finding(valid, "removal not asked", n, f"the request asks nothing to be removed, but {n!r} removes something: drop that step",
-                 Fix(drop=True))
-        for n in edits
-        if valid.program.node(n).tool == "remove"
-    ]
-
-
 ASKS_BACKDROP = re.compile(
     r"\b(background|backdrop|bg|backgound|behind|surroundings|scene|setting|studio|passport|cut ?out|"
     r"(?:put|place|move|take) (?:him|her|me|them|it|us|this|the \w+) (?:on|in|into|against|at|to)|"
@@ -679,16 +666,24 @@ ASKS_BACKDROP = re.compile(
 )
 
 
-def _unasked_backdrop(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
-    """A new background when the request never speaks of one ("make the sky purple-ish, leave the buildings" planned as a
-    recolour AND a backdrop swap): everything but the subject repainted. Fix: drop that step."""
-    if ASKS_BACKDROP.search(text):
-        return []
-    steps = [n for n in edits if valid.program.node(n).tool == "replace_background"]
-    if len(steps) == len(edits):  # the whole plan: dropping it leaves nothing; a re-plan is the way
-        return []
-    return [_finding(valid, "backdrop not asked", n, f"the request asks for no new background, but {n!r} replaces it: drop that step",
-                     Fix(drop=True)) for n in steps]
+# destructive steps a request must ask for: (tool, the words that ask, check, what the step does, flag a plan that is only this)
+UNASKED = (
+    ("remove", ASKS_REMOVAL, "removal not asked", "removes something", True),
+    ("replace_background", ASKS_BACKDROP, "backdrop not asked", "replaces the background", False),
+)
+
+
+def _unasked_steps(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
+    """A destructive step the request never asks for: "black and white except the red bike" planned with a `remove` of the bike,
+    "make the sky purple-ish, leave the buildings" with a backdrop swap. Fix: drop the step (a re-plan when it is the whole plan)."""
+    out: Found = []
+    for tool, asks, check, does, whole_plan_too in UNASKED:
+        steps = [n for n in edits if valid.program.node(n).tool == tool]
+        if not steps or asks.search(text) or (len(steps) == len(edits) and not whole_plan_too):
+            continue
+        fix = Fix(drop=True) if len(steps) < len(edits) else None
+        out += [_finding(valid, check, n, f"the request does not ask for it, but {n!r} {does}: drop that step", fix) for n in steps]
+    return out
 
 
 SHARPEN_WORDS = re.compile(r"\b(sharpen\w*|sharper|crisper|crisp(?:en)? up|more detail|in focus|deblur|unblur)\b", re.I)
