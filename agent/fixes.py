@@ -23,12 +23,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from banana.agent.intent import BW_LOOK, PAINT_COLOURS
 from banana.agent.program import Program
 from banana.tools.checks import CheckResult, Fix
 
-COLOURS = ("white", "black", "grey", "gray", "red", "blue", "green", "yellow", "orange", "purple", "pink", "brown", "gold", "navy",
-           "teal", "cyan", "magenta", "violet", "beige", "cream", "turquoise", "silver")  # fmt: skip
-GREYSCALE = re.compile(r"\bblack\s*(?:and|&|/|n)\s*white\b|\bb\s*[&/]\s*w\b")  # a look, not the object's colour
 UNSEEN = re.compile(r"no open-vocabulary expert|no model here understands")
 TEXT_WORDS = re.compile(r"\b(writing|written|text|words?|letters|lettering|caption|label|name ?tag|signature|watermark|logo text)\b", re.I)
 COLOUR_TOOLS = ("recolor", "replace_background", "border", "add_text")  # tools whose `color` is where the request goes, not where it starts
@@ -50,12 +48,12 @@ def _segment_failed(result: CheckResult, program: Program) -> bool:
 def _unseen_object(request: str, result: CheckResult, program: Program) -> list[Fix]:
     target = str(program.node(result.node).args.get("target", "")).strip().lower()
     words = re.findall(r"[a-z]+", target)
-    if not words or "subject" in words or any(w in COLOURS for w in words):
+    if not words or "subject" in words or any(w in PAINT_COLOURS for w in words):
         return []
     goes_to = {w for n in program.nodes if n.tool in COLOUR_TOOLS for k in ("color", "color2", "prompt")
                for w in re.findall(r"[a-z]+", str(n.args.get(k, "")).lower())}  # "plain white" is where the colour goes
-    words_said = re.findall(r"[a-z]+", GREYSCALE.sub(" ", request.lower()))
-    said = [c for c in words_said if c in COLOURS and c not in goes_to]
+    words_said = re.findall(r"[a-z]+", BW_LOOK.sub(" ", request.lower()))
+    said = [c for c in words_said if c in PAINT_COLOURS and c not in goes_to]
     fixes = [Fix(args={"target": "text"})] if TEXT_WORDS.search(request) else []  # "the writing on her uniform" is text
     fixes += [Fix(args={"target": f"{said[0]} {words[-1]}"})] if said else []
     users = _users(program, result.node)
@@ -111,7 +109,7 @@ def _known_colour(request: str, result: CheckResult, program: Program) -> list[F
     m = UNKNOWN_COLOUR.search(result.advice)
     assert m is not None
     phrase = m.group(1)
-    known = [w for w in re.findall(r"[a-z]+", phrase.lower()) if w in COLOURS]
+    known = [w for w in re.findall(r"[a-z]+", phrase.lower()) if w in PAINT_COLOURS]
     args = program.node(result.node).args
     return [Fix(args={k: known[-1]}) for k in ("color", "color2") if known and args.get(k) == phrase][:1]
 

@@ -51,6 +51,7 @@ BRIGHTER = re.compile(r"\b(brighten|brighter|lighten|lighter|more light|too dark
 DARKER = re.compile(r"\b(darken|darker|dim|dimmer|too bright|overexposed|moody)\b", re.I)
 WARMER = re.compile(r"\b(warmer|warm it|warm up|warm tones?|golden|too cold|too blue)\b", re.I)
 COOLER = re.compile(r"\b(cooler|cool it|cool down|cool tones?|colder|too warm|too yellow|too orange)\b", re.I)
+BW_LOOK = re.compile(r"\bblack\s*(?:and|&|/|n)\s*white\b|\bb\s*[&/]\s*w\b")  # "black and white" is a look, not a colour (lower case)
 GREY = re.compile(r"\b(black and white|black & white|b&w|b/w|gr[ae]yscale|monochrome|desaturate[d]?|colou?rless|gr[ae]y ?out)\b", re.I)
 VIVID = re.compile(
     r"\b(more saturat\w*|saturate|vivid|vibrant|punchier|more colou?rful|pop|"
@@ -173,7 +174,7 @@ def _colour_near(low: str, nouns: str) -> str | None:
 def step_for(clause: str, text: str, registry: Registry) -> dict[str, Any] | None:
     """The one global step a missing clause asks for, with the args its words give; None when it needs more than words."""
     low = QUOTED.sub(" ", text).lower()  # a caption's own words ("Red Sky at Night") say nothing about colour or place
-    low = re.sub(r"\bblack\s*(?:and|&|/|n)\s*white\b|\bb\s*[&/]\s*w\b", " ", low)  # a look, not a border's colour
+    low = BW_LOOK.sub(" ", low)  # a look, not a border's colour
     args: dict[str, Any] = {}
     tool = {
         "flip": "flip",
@@ -240,8 +241,9 @@ TONE_WORDS = ((DARKER, "brightness", -0.3), (BRIGHTER, "brightness", 0.3), (GREY
 def _tone_step(text: str, valid: ValidProgram, edits: list[str]) -> dict[str, Any] | None:
     """The adjust a dropped tone clause asks for ("darken the bg, blur it slightly": the darkening), on the same mask as the
     plan's masked edits when the request scopes it and they all share one; None when the words or the place are unclear."""
-    args = {arg: value for pattern, arg, value in TONE_WORDS if _says(pattern, text)[0]}
-    if not args or len(args) != len([p for p, _, _ in TONE_WORDS if _says(p, text)[0]]):
+    said = [(arg, value) for pattern, arg, value in TONE_WORDS if _says(pattern, text)[0]]
+    args = dict(said)
+    if not args or len(args) != len(said):
         return None  # nothing, or two cues for one setting ("darker here, brighter there")
     masks = {str(valid.program.node(n).args.get("mask")) for n in edits if valid.program.node(n).args.get("mask") is not None}
     scoped = bool(OUTSIDE.search(text) or SUBJECT.search(text))

@@ -236,10 +236,12 @@ def load_decoder(adapter: Path | None, say: Callable[[str], None] = lambda _: No
     from banana.agent import timings
     from banana.agent.planner.decoder import Decoder
 
-    if adapter is None:
-        folder = base_model_dir(say)
+    def opened(folder: Path) -> tuple[Any, Path]:
         with timings.phase("model load"):
             return Decoder.from_folder(folder), folder
+
+    if adapter is None:
+        return opened(base_model_dir(say))
     if not (Path(adapter) / "adapter_model.safetensors").is_file():
         raise FileNotFoundError(f"no planner adapter at {adapter}; train one with `banana planner train`")
     try:
@@ -249,11 +251,8 @@ def load_decoder(adapter: Path | None, say: Callable[[str], None] = lambda _: No
         base = base_model_dir(say)
         return Decoder.from_folder(base, weights=_merge(base, Path(adapter)).state_dict()), base
     try:
-        with timings.phase("model load"):
-            return Decoder.from_folder(folder), folder
+        return opened(folder)
     except Exception as exc:  # any failure to read the cache means: rebuild it
         say(f"the cached planner model in {folder} did not load ({type(exc).__name__}: {exc}); rebuilding it")
         shutil.rmtree(folder, ignore_errors=True)
-        folder = merged_model_dir(Path(adapter), say)
-        with timings.phase("model load"):
-            return Decoder.from_folder(folder), folder
+        return opened(merged_model_dir(Path(adapter), say))
