@@ -377,11 +377,18 @@ def train_cmd(
     init: Annotated[Path | None, typer.Option(help="continue from this adapter folder instead of a fresh LoRA")] = None,
     from_traces: Annotated[Path | None, typer.Option("--from-traces", help="also train on self-play pairs (JSONL)")] = None,
     lr: Annotated[float, typer.Option(help="peak learning rate (lower when continuing from an adapter)")] = 1e-3,
+    focus: Annotated[Path | None, typer.Option(help="weigh families by self-play's misses (.focus.json from `banana selfplay`)")] = None,
 ) -> None:
     """LoRA fine-tune the embedded planner on generated examples (CPU, bounded time, reproducible)."""
     from banana.agent.planner.train import TrainConfig, train, train_from_traces
+    from banana.agent.selfplay import read_focus
 
-    cfg = TrainConfig(minutes=minutes, examples=examples, seed=seed, threads=threads, init=init, lr=lr)
+    try:
+        weights = read_focus(focus) if focus is not None else {}
+    except (ValueError, OSError) as exc:
+        error(str(exc))
+        raise typer.Exit(2) from None
+    cfg = TrainConfig(minutes=minutes, examples=examples, seed=seed, threads=threads, init=init, lr=lr, focus=weights)
     if out_dir is not None:
         cfg.out = out_dir
     say = lambda m: console.print(m, highlight=False)  # noqa: E731

@@ -150,7 +150,7 @@ def selfplay_cmd(
     import time
 
     from banana.agent.router import Router
-    from banana.agent.selfplay import play_plans, play_routes
+    from banana.agent.selfplay import focus_path, play_plans, play_routes, write_focus
     from banana.agent.selfplay import route_tasks as make_tasks
     from banana.tools.registry import default_registry
 
@@ -172,13 +172,14 @@ def selfplay_cmd(
             records = []
             if planner is not None and time.monotonic() < round_end:
                 records = play_plans(requests, seed * 100 + r, k, planner, registry, store, pairs_file, deadline=round_end, say=say)
+                write_focus(pairs_file, records)
             summary.append({
                 "round": r, "route_tasks": len(played), "route_passed": sum(p.passed for p in played), "requests": len(records),
                 "plans": sum(len(x.outcomes) for x in records), "accepted_plans": sum(o.accepted for x in records for o in x.outcomes),
                 "greedy_accepted": sum(bool(x.outcomes) and x.outcomes[0].accepted for x in records),
                 "any_accepted": sum(any(o.accepted for o in x.outcomes) for x in records),
             })  # fmt: skip
-        result = {"traces": str(store.path), "pairs": str(pairs_file), "rounds": summary,
+        result = {"traces": str(store.path), "pairs": str(pairs_file), "focus": str(focus_path(pairs_file)), "rounds": summary,
                   "rules": [x["rule"] for x in router.rules() if x["chosen"]]}  # fmt: skip
     if as_json:
         out.print_json(json.dumps(result))
@@ -186,6 +187,6 @@ def selfplay_cmd(
     for s in summary:
         out.print(f"round {s['round']}: routing {s['route_passed']}/{s['route_tasks']} passed; planner {s['requests']} requests, "
                   f"greedy accepted {s['greedy_accepted']}, any of K accepted {s['any_accepted']}")  # fmt: skip
-    out.print(f"traces: {result['traces']}\ntraining pairs: {result['pairs']}\nrules:")
+    out.print(f"traces: {result['traces']}\ntraining pairs: {result['pairs']}\nfamily focus: {result['focus']}\nrules:")
     for rule in result["rules"]:
         out.print(f"  {escape(rule)}", highlight=False, soft_wrap=True)

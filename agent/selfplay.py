@@ -205,7 +205,11 @@ class PlayRecord(BaseModel):
     gold: str
     photo: str
     family: str
-    outcomes: list[PlanOutcome]
+    outcomes: list[PlanOutcome]  # the greedy plan first, then the samples
+
+    @property
+    def greedy_accepted(self) -> bool:
+        return bool(self.outcomes) and self.outcomes[0].accepted
 
 
 def shrink(image: Image, side: int = PLAN_SIDE) -> Image:
@@ -274,10 +278,13 @@ def play_request(instruction: str, gold_steps: str, photo: str, family: str, pro
 
 
 def training_pairs(record: PlayRecord) -> list[dict[str, str]]:
-    """Accepted plans (the best one) and (failed plan + critique -> passing plan) repairs, as prompt/completion pairs.
+    """What the planner can learn from one played request, as prompt/completion pairs.
 
-    The passing plan is the best accepted sample; when none passed, the gold program (the planner still
-    learns from its own mistake, with the critique it would see in the loop).
+    Only where it erred: when the greedy plan already passed, the request repeats what the planner does
+    (round 1 measured no gain from such pairs) and gives no direct pair. When the greedy plan failed, the
+    plain request gets the best accepted sample (``accepted``: sampling found a better first answer) or
+    else the gold program (``direct->gold``). Every failed plan becomes a repair (failed plan + critique ->
+    passing plan), as the loop would show it.
     """
     from banana.agent.planner.base import prompt_for
     from banana.agent.planner.train import completion_for
@@ -285,8 +292,9 @@ def training_pairs(record: PlayRecord) -> list[dict[str, str]]:
     accepted = sorted((o for o in record.outcomes if o.accepted), key=lambda o: (o.distance or 0.0, len(o.text)))
     target, kind = (accepted[0].text, "accepted") if accepted else (record.gold, "gold")
     pairs = []
-    if accepted:
-        pairs.append({"kind": "accepted", "prompt": prompt_for(record.instruction), "completion": completion_for(target)})
+    if not record.greedy_accepted:
+        pairs.append({"kind": "accepted" if accepted else "direct->gold", "prompt": prompt_for(record.instruction),
+                      "completion": completion_for(target)})  # fmt: skip
     seen = set()
     for o in record.outcomes:
         if o.accepted or o.text in seen or not o.text.strip() or o.text.strip() == target.strip():
@@ -297,9 +305,85 @@ def training_pairs(record: PlayRecord) -> list[dict[str, str]]:
     return pairs
 
 
+def family_stats(records: list[PlayRecord]) -> dict[str, dict[str, int]]:
+    """Per generator family (each clause of a compound counts): requests played and greedy plans that failed."""
+    stats: dict[str, dict[str, int]] = {}
+    for rec in records:
+        for fam in sorted(set(rec.family.split("+"))):
+            s = stats.setdefault(fam, {"played": 0, "greedy_failed": 0})
+            s["played"] += 1
+            s["greedy_failed"] += not rec.greedy_accepted
+    return stats
+
+
+def focus_weights(stats: dict[str, dict[str, int]], prior: float = 10.0, low: float = 0.5, high: float = 4.0) -> dict[str, float]:
+    """How much more often the next training should draw each family: its greedy failure rate over the overall rate.
+
+    Each family's rate is shrunk toward the overall rate by ``prior`` pseudo-requests, so a family
+    played three times is not boosted four-fold by one miss; the ratio is clamped to [low, high].
+    """
+    played = sum(s["played"] for s in stats.values())
+    failed = sum(s["greedy_failed"] for s in stats.values())
+    if not played:
+        return {}
+    overall = max(failed / played, 1e-3)
+    out = {}
+    for fam, s in sorted(stats.items()):
+        rate = (s["greedy_failed"] + prior * overall) / (s["played"] + prior)
+        out[fam] = round(min(high, max(low, rate / overall)), 3)
+    return out
+
+
+def focus_path(pairs: Path) -> Path:
+    """Where self-play keeps the per-family counts beside its pairs file."""
+    return pairs.with_name(pairs.stem + ".focus.json")
+
+
+def write_focus(pairs: Path, records: list[PlayRecord]) -> Path:
+    """Add these records' family counts to the focus file beside ``pairs`` (pairs are appended, so are counts)."""
+    path = focus_path(pairs)
+    stats = json.loads(path.read_text())["families"] if path.exists() else {}
+    for fam, s in family_stats(records).items():
+        old = stats.setdefault(fam, {"played": 0, "greedy_failed": 0})
+        old["played"] += s["played"]
+        old["greedy_failed"] += s["greedy_failed"]
+    path.write_text(json.dumps({"families": stats, "weights": focus_weights(stats)}, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def read_focus(path: Path) -> dict[str, float]:
+    """The family weights of a focus file, each a positive number (a damaged file is named, not trained on)."""
+    try:
+        weights = json.loads(path.read_text())["weights"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a self-play focus file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(weights, dict) or not all(isinstance(v, int | float) and v > 0 for v in weights.values()):
+        raise ValueError(f"{path}: 'weights' must map family names to positive numbers")
+    return {str(k): float(v) for k, v in weights.items()}
+
+
+def _same_program(text: str, gold: str, registry: Registry) -> bool:
+    """Whether a plan text is the gold program up to node ids and order (then it makes the gold's picture: no need to run it)."""
+    from banana.agent.loop import program_key
+    from banana.agent.planner.base import Refusal, read_answer
+
+    try:
+        a, b = read_answer(text, "steps", registry), read_answer(gold, "steps", registry)
+    except ProgramError:
+        return False
+    if isinstance(a, Refusal) or isinstance(b, Refusal):
+        return False
+    return program_key(a) == program_key(b)
+
+
 def play_plans(n: int, seed: int, k: int, planner: Any, registry: Registry, store: TraceStore | None, out: Path,
                deadline: float | None = None, say: Callable[[str], None] = lambda _: None) -> list[PlayRecord]:  # fmt: skip
-    """Planner self-play on ``n`` TRAIN-template requests; appends training pairs to ``out`` (JSONL)."""
+    """Planner self-play on ``n`` TRAIN-template requests; appends training pairs to ``out`` (JSONL).
+
+    The greedy plan comes first. When it is the gold program (up to ids and order) the request is
+    recorded as passed without running anything or sampling: the play spends its time where the
+    planner errs. Otherwise the gold and every plan (greedy + ``k`` samples) run and are judged.
+    """
     from banana.agent.planner.base import PlanRequest
     from banana.agent.planner.data import Generator
 
@@ -315,16 +399,23 @@ def play_plans(n: int, seed: int, k: int, planner: Any, registry: Registry, stor
                 say(f"planner play: time is up after {len(records)} requests")
                 break
             req = PlanRequest(instruction=ex_.instruction)
+            photo = rng.choice(TRAIN_PHOTOS)
+            greedy = planner.backend.generate(req)
+            if _same_program(greedy, ex_.steps, registry):
+                rec = PlayRecord(instruction=ex_.instruction, gold=ex_.steps, photo=photo, family=ex_.family, outcomes=[
+                    PlanOutcome(text=greedy, valid=True, produced=True, critic_passed=True, distance=0.0, lines=["the gold program"])])
+            else:
 
-            def propose(req: PlanRequest = req, i: int = i) -> list[str]:
-                return list(dict.fromkeys([planner.backend.generate(req), *planner.backend.sample(req, k=k, seed=seed * 1000 + i)]))
+                def propose(req: PlanRequest = req, i: int = i, greedy: str = greedy) -> list[str]:
+                    return list(dict.fromkeys([greedy, *planner.backend.sample(req, k=k, seed=seed * 1000 + i)]))
 
-            rec = play_request(ex_.instruction, ex_.steps, rng.choice(TRAIN_PHOTOS), ex_.family, propose, registry, ex, store)
+                rec = play_request(ex_.instruction, ex_.steps, photo, ex_.family, propose, registry, ex, store)
             if rec is None:
                 continue
             records.append(rec)
             for pair in training_pairs(rec):
                 sink.write(json.dumps({**pair, "instruction": rec.instruction, "family": rec.family}) + "\n")
             sink.flush()
-            say(f"plan {len(records)}/{n} {ex_.instruction!r}: {sum(o.accepted for o in rec.outcomes)}/{len(rec.outcomes)} accepted")
+            say(f"plan {len(records)}/{n} {ex_.instruction!r}: greedy {'passed' if rec.greedy_accepted else 'failed'}, "
+                f"{sum(o.accepted for o in rec.outcomes)}/{len(rec.outcomes)} accepted")  # fmt: skip
     return records

@@ -76,9 +76,13 @@ def test_plans_are_judged_by_their_result_and_become_pairs(tmp_path, registry):
     assert not rec.outcomes[3].valid and "blurr" in " ".join(rec.outcomes[3].lines)
     assert any("differs from the expected picture" in line for line in rec.outcomes[2].lines)
     pairs = training_pairs(rec)
-    assert [p["kind"] for p in pairs] == ["accepted", "repair->accepted", "repair->accepted"]
-    assert pairs[1]["prompt"].count("adjust contrast=-0.7") == 1 and all(p["completion"].endswith(IM_END) for p in pairs)
+    assert [p["kind"] for p in pairs] == ["repair->accepted", "repair->accepted"], "the greedy plan passed: no direct pair, only repairs"
+    assert pairs[0]["prompt"].count("adjust contrast=-0.7") == 1 and all(p["completion"].endswith(IM_END) for p in pairs)
     assert pairs[0]["completion"] in (GOLD + "\n" + IM_END, "adjust warmth=0.4 contrast=0.7\n" + IM_END)
+    rec.outcomes = rec.outcomes[2:]  # now the greedy plan is the wrong one and nothing passes: the gold is the target
+    pairs = training_pairs(rec)
+    assert [p["kind"] for p in pairs] == ["direct->gold", "repair->gold", "repair->gold"]
+    assert "adjust contrast=-0.7" not in pairs[0]["prompt"] and pairs[0]["completion"] == GOLD + "\n" + IM_END
 
 
 def test_a_request_the_set_up_cannot_run_is_skipped_before_the_planner_is_asked(registry):
@@ -147,3 +151,78 @@ def test_a_gold_program_that_changes_nothing_here_teaches_nothing(registry):
     with Executor(registry, cache=ResultCache()) as ex:
         rec = play_request("a touch brighter", "adjust brightness=0.01", "coffee", "tone", lambda: ["adjust contrast=0.01"], registry, ex)
     assert rec is None, "the reference is (almost) the input: a plan that does nothing would match it"
+
+
+class Knower(Proposer):
+    """Test plumbing: a backend whose greedy answer is the gold plan for the first request only; sampling is counted."""
+
+    def __init__(self, gold: dict[str, str]) -> None:
+        super().__init__(gold)
+        self.sampled: list[str] = []
+
+    def generate(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> str:
+        return self.gold[request.instruction] if request.instruction == "make it warmer" else "adjust brightness=-0.9"
+
+    def sample(self, request: PlanRequest, k: int = 4, seed: int = 0, **_: object) -> list[str]:
+        self.sampled.append(request.instruction)
+        return ["adjust brightness=-0.9"] * k
+
+
+def test_play_spends_its_time_where_the_planner_errs_and_counts_families(tmp_path, registry, monkeypatch):
+    from banana.agent.planner.data import Example, Generator
+    from banana.agent.selfplay import focus_path, read_focus, write_focus
+
+    tone = [Example("make it warmer", "adjust contrast=0.2 warmth=0.5", "tone", ["t:1"]),
+            Example("more contrast please", "adjust contrast=0.5", "tone+background_blur", ["t:2", "b:1"])]  # fmt: skip
+    monkeypatch.setattr(Generator, "examples", lambda self, n: tone)
+    backend = Knower({e.instruction: e.steps for e in tone})
+    backend.gold["make it warmer"] = "adjust warmth=0.5 contrast=0.2"  # the gold program written another way: the same program
+    planner = type("P", (), {"backend": backend})()
+    out = tmp_path / "pairs.jsonl"
+    records = play_plans(2, 0, 2, planner, registry, None, out)
+    assert records[0].greedy_accepted and records[0].outcomes[0].lines == ["the gold program"], "the same program passes unexecuted"
+    assert backend.sampled == ["more contrast please"], "no sampling where the greedy plan is the gold"
+    assert not records[1].greedy_accepted
+    kinds = [json.loads(x)["kind"] for x in out.read_text().splitlines()]
+    assert kinds == ["direct->gold", "repair->gold"], "only the missed request teaches: its gold, and the failed plan repaired"
+    path = write_focus(out, records)
+    assert path == focus_path(out) and path.name == "pairs.focus.json"
+    write_focus(out, records)  # a second round adds its counts
+    saved = json.loads(path.read_text())
+    assert saved["families"] == {"tone": {"played": 4, "greedy_failed": 2}, "background_blur": {"played": 2, "greedy_failed": 2}}
+    weights = read_focus(path)
+    assert weights["background_blur"] > 1.0 > weights["tone"], "the family the planner misses is drawn more often"
+
+
+def test_focus_weights_shrink_small_counts_and_are_bounded():
+    from banana.agent.selfplay import focus_weights
+
+    w = focus_weights({"a": {"played": 1000, "greedy_failed": 20}, "b": {"played": 3, "greedy_failed": 1},
+                       "c": {"played": 100, "greedy_failed": 100}, "d": {"played": 100, "greedy_failed": 0}})  # fmt: skip
+    assert 1.0 < w["b"] < 2.0, "one miss in three is shrunk toward the overall rate"
+    assert w["c"] == 4.0 and w["d"] == 0.5, "clamped to [0.5, 4]"
+
+
+def test_a_focused_generator_draws_the_weak_family_more_and_names_unknown_ones(registry):
+    from banana.agent.planner.data import Generator
+
+    def share(gen: Generator) -> float:
+        exs = gen.examples(400)
+        return sum("hair_color" in e.family.split("+") for e in exs) / len(exs)
+
+    plain, focused = share(Generator(3, "train", registry)), share(Generator(3, "train", registry, focus={"hair_color": 4.0}))
+    assert focused > 2 * plain > 0
+    with pytest.raises(ValueError, match="focus names unknown families: no_such_family"):
+        Generator(3, "train", registry, focus={"no_such_family": 2.0})
+
+
+def test_train_names_a_damaged_focus_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from banana.agent.cli import app
+
+    bad = tmp_path / "pairs.focus.json"
+    bad.write_text('{"weights": {"tone": -1}}')
+    res = CliRunner().invoke(app, ["planner", "train", "--focus", str(bad), "--out", str(tmp_path / "a")])
+    assert res.exit_code == 2 and "'weights' must map family names to positive numbers" in res.output
+    assert not (tmp_path / "a").exists()

@@ -42,6 +42,7 @@ class TrainConfig(BaseModel):
     threads: int = Field(default=1, ge=1)
     out: Path = ADAPTER_DIR
     init: Path | None = Field(default=None, description="start from this adapter instead of a fresh LoRA")
+    focus: dict[str, float] = Field(default_factory=dict, description="family -> weight multiplier for the generated data (self-play)")
 
 
 class TrainReport(BaseModel):
@@ -112,7 +113,7 @@ def repair_examples(examples: list[Example], registry: Registry, n: int, rng: ra
 
 
 def build_pairs(cfg: TrainConfig, registry: Registry) -> list[tuple[str, str]]:
-    examples = Generator(cfg.seed, "train", registry).examples(cfg.examples)
+    examples = Generator(cfg.seed, "train", registry, focus=cfg.focus).examples(cfg.examples)
     check_examples(examples, registry)
     rng = random.Random(cfg.seed + 1)
     pairs = [(prompt_for(ex.instruction), completion_for(ex.steps)) for ex in examples]
