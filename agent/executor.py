@@ -8,6 +8,8 @@
   only that node and its dependants; a tool with ``cache=False`` always runs, and what it
   feeds is keyed on its output's content;
 - events per node for progress bars and servers;
+- ``exclude``: implementations of a routed tool a node must not use (the loop's "other implementation"
+  fix); they are part of that node's cache key, so the re-run is never served the excluded one's result;
 - a failing node stops only its dependants; finished results stay available;
 - cancellation between nodes, and inside tools that call ``ctx.progress``.
 """
@@ -28,7 +30,7 @@ from pydantic import BaseModel
 from banana.agent.cache import ResultCache, cache_key
 from banana.agent.preflight import preflight
 from banana.agent.program import ValidProgram, is_ref, ref_name
-from banana.experts.manager import routed_by_policy
+from banana.experts.manager import excluding, routed_by_policy
 from banana.tools.files import ReadPolicy, file_digests
 from banana.tools.memo import using
 from banana.tools.registry import Registry
@@ -174,8 +176,11 @@ class Executor:
         inputs: dict[str, Value],
         on_event: Callable[[NodeEvent], None] | None = None,
         cancel: threading.Event | None = None,
+        exclude: dict[str, list[str]] | None = None,
     ) -> RunResult:
         """Run the nodes the output needs; never raises for a failing tool (see RunResult).
+
+        ``exclude``: node id -> implementations its (routed) tool must not choose (:func:`banana.experts.manager.excluding`).
 
         Raises before any node starts when the inputs do not fit, or when the set-up cannot run the
         program at all (:class:`banana.agent.preflight.NeedsWeights`).
@@ -199,6 +204,7 @@ class Executor:
 
         program = valid.program
         nodes = {n.id: n for n in program.nodes}
+        exclude = {n: sorted(set(names)) for n, names in (exclude or {}).items() if n in nodes and names}
         result = RunResult(output_id=valid.output)
         values: dict[str, Value] = dict(inputs)
         keys: dict[str, str] = {name: f"input:{v.content_hash}" for name, v in inputs.items()}
@@ -219,6 +225,8 @@ class Executor:
             feeds = {k: keys[r] for k, r in refs.items()}
             digests = file_digests(spec, literals, self.files)
             feeds.update({f"file:{k}": d for k, d in digests.items()})  # content, not path
+            if node_id in exclude:
+                feeds["route:exclude"] = ",".join(exclude[node_id])  # another expert's result is another result
             cacheable = spec.cache and not routed_by_policy(spec.name)  # a learned router's pick is not a function of the inputs
             key = cache_key(spec, literals, feeds, resolve_device(spec)) if cacheable else None
             return spec, {k: values[r] for k, r in refs.items()}, literals, key, digests
@@ -253,7 +261,7 @@ class Executor:
                     ctx.deadline = started_at[node_id] + self.node_timeout_s
                 emit("started", node_id, spec.name)
                 start = time.perf_counter()
-                with using(self.cache.memo):  # the tool may reuse what it derived from the same pictures before
+                with using(self.cache.memo), excluding(spec.name, exclude.get(node_id, ())):  # memo: what it derived before
                     out = spec(ctx, **ports, **literals)
                 return out, time.perf_counter() - start
             finally:

@@ -10,9 +10,11 @@ After the first attempt, while some hard check fails and the budget lasts:
    step along its advice, the node's mask inverted or added, a tool swapped, a step added),
    else a row of the fix table (:mod:`banana.agent.fixes`: an object segment cannot see is
    found by its colour or as the main subject, an unknown colour phrase becomes its colour
-   word); fixes start from the best attempt, and from the last one when it ties (a second fix
-   may finish what the first began); the executor's cache re-runs only the changed node and
-   what depends on it;
+   word), else *another implementation*: a routed node (a tool with several experts) that
+   fails a hard check runs again without the expert that failed (the installed policy or the
+   fixed order picks among the rest; later fixes keep the exclusion); fixes start from the
+   best attempt, and from the last one when it ties (a second fix may finish what the first
+   began); the executor's cache re-runs only the changed node and what depends on it;
 2. a *re-plan*: the planner sees its previous plan and the critique's lines, as it sees the
    validator's messages (at most ``budget.replans`` times);
 3. candidate plans: those given, then (once) ``samples`` plans sampled under the grammar with
@@ -41,7 +43,7 @@ from banana.agent.planner.base import Planner, PlanRequest, lower
 from banana.agent.program import Program, ProgramError, ValidProgram, input_names, is_ref, ref_name, validate
 from banana.tools.checks import CheckResult
 from banana.tools.registry import Registry
-from banana.tools.values import Image, Value
+from banana.tools.values import Value
 
 EventKind = Literal["planned", "refused", "ran", "critique", "local_fix", "replan", "candidate", "best", "stopped"]
 
@@ -53,6 +55,7 @@ class Budget(BaseModel):
     seconds: float = Field(default=60.0, gt=0, description="no new attempt, re-plan or sampling starts after this")
     replans: int = Field(default=2, ge=0, description="re-plans with the critique in the prompt")
     stale: int = Field(default=2, ge=1, description="stop after this many attempts in a row without strict improvement")
+    reroute: bool = Field(default=True, description="run a routed node that fails a hard check again with another implementation")
 
 
 class LoopEvent(BaseModel):
@@ -75,6 +78,7 @@ class LoopAttempt(BaseModel):
     critique: Critique
     seconds: float
     produced: bool  # the output picture was made
+    exclude: dict[str, list[str]] = Field(default_factory=dict)  # node -> implementations it ran without (other-implementation fix)
 
     @property
     def score(self) -> tuple[int, int, int, float]:
@@ -245,17 +249,50 @@ def program_key(program: Program) -> str:
     return json.dumps(canon(program.output), default=str)
 
 
-def next_fix(request: str, base: LoopAttempt, tried: set[str], registry: Registry) -> tuple[Program | None, str, str]:
-    """The first local fix of ``base``'s hard failures (a check's own, then :mod:`banana.agent.fixes`' rows) not tried yet."""
+def attempt_key(program: Program, exclude: dict[str, list[str]] | None = None) -> str:
+    """What makes an attempt new: the program's canonical form and the implementations its nodes run without."""
+    shown = {n: sorted(v) for n, v in sorted((exclude or {}).items()) if v}
+    return program_key(program) + (f"|exclude={json.dumps(shown)}" if shown else "")
+
+
+def other_implementation(result: CheckResult, run: RunResult, exclude: dict[str, list[str]]) -> tuple[dict[str, list[str]], str] | None:
+    """The exclusions that run ``result``'s node again without the expert that failed it, and a readable name for that
+    fix; None when the node was not routed or no other implementation applies (its ``meta["route"]`` says both)."""
+    out = run.outputs.get(result.node) if result.node else None
+    route = (getattr(out, "meta", None) or {}).get("route") or {}
+    if route.get("tool") != result.tool:  # not routed, or a record carried over from the picture it was given
+        return None
+    failed, costs = route.get("expert"), route.get("costs") or {}
+    left = sorted((n for n in costs if n != failed and n not in exclude.get(result.node, [])), key=lambda n: costs[n])
+    if not failed or not left:
+        return None
+    more = {**exclude, result.node: sorted({*exclude.get(result.node, []), failed})}
+    return more, f"other implementation for {result.node}: {failed} → {' or '.join(left)}"
+
+
+def next_fix(
+    request: str, base: LoopAttempt, tried: set[str], registry: Registry, run: RunResult | None = None, reroute: bool = True
+) -> tuple[Program | None, str, str, dict[str, list[str]]]:
+    """The first local fix of ``base``'s hard failures not tried yet (see :func:`attempt_key`): per failure, the check's
+    own, then :mod:`banana.agent.fixes`' rows, then (given ``base``'s ``run``, and ``reroute``) another implementation
+    of the failing node. Returns the program, what the fix is, the check's advice and the exclusions to run it with
+    (``base``'s, for the nodes the fix kept with the same tool)."""
     current = Program.model_validate(base.program)
     for r in base.critique.hard_failures:
         for name, fix in proposals(request, r, current):
             if fix.append and not base.produced:  # nothing to append to: the plan's own steps failed
                 fix = fix.model_copy(update={"replace": fix.append, "append": []})
             fixed = fix_program(current, r.model_copy(update={"fix": fix}), registry)
-            if fixed is not None and program_key(fixed) not in tried:
-                return fixed, f"{name} at {r.node!r}", r.advice
-    return None, "", ""
+            if fixed is None:
+                continue
+            before, after = ({n.id: n.tool for n in p.nodes} for p in (current, fixed))
+            kept = {n: v for n, v in base.exclude.items() if after.get(n) is not None and after.get(n) == before.get(n)}
+            if attempt_key(fixed, kept) not in tried:
+                return fixed, f"{name} at {r.node!r}", r.advice, kept
+        other = other_implementation(r, run, base.exclude) if reroute and run is not None else None
+        if other is not None and attempt_key(current, other[0]) not in tried:
+            return current, other[1], r.advice, other[0]
+    return None, "", "", {}
 
 
 def replan(planner: Planner, request: PlanRequest, previous: str, lines: list[str], registry: Registry) -> Program | None:
@@ -283,7 +320,7 @@ def surface_text(program: Program, planner: Planner, registry: Registry) -> str:
 
 def run_loop(
     request: str | PlanRequest,
-    images: dict[str, Image],
+    images: dict[str, Value],
     planner: Planner,
     executor: Executor,
     registry: Registry,
@@ -300,7 +337,8 @@ def run_loop(
 
     ``candidates``: other plans to fall back on (e.g. reranked samples); ``first``: skip planning
     and start from this program; ``samples``: plans sampled (once) when nothing else is left.
-    ``on_attempt``: called with every run and its critique (traces).
+    ``on_attempt``: called with every run and its critique (traces). ``images``: the inputs by name
+    (pictures; a value of another type, e.g. a given mask, is typed as given).
     Planning errors (:class:`PlanningError`) propagate.
     """
     budget = budget or Budget()
@@ -318,10 +356,12 @@ def run_loop(
         if on_event is not None:
             on_event(ev)
 
-    def attempt(program: Program, how: str) -> LoopAttempt:
+    types = {n: "Image" for n in input_names(req.inputs)} | {n: v.type_name for n, v in images.items()}  # e.g. a given mask
+
+    def attempt(program: Program, how: str, exclude: dict[str, list[str]] | None = None) -> LoopAttempt:
         start = time.perf_counter()
-        valid = validate(program, registry, inputs={n: "Image" for n in input_names(req.inputs)})
-        run = executor.run(valid, dict(images), on_event=on_node)
+        valid = validate(program, registry, inputs=types)
+        run = executor.run(valid, dict(images), on_event=on_node, exclude=exclude)
         emit("ran", f"{how}: {describe(valid, registry)} ({'ok' if run.ok else 'failed'}, {run.wall:.2f} s)")
         crit = (
             critique(valid, run, dict(images), registry, request=req.instruction, memo=executor.cache.memo)
@@ -336,6 +376,7 @@ def run_loop(
             critique=crit,
             seconds=round(time.perf_counter() - start, 4),
             produced=run.ok,
+            exclude=exclude or {},
         )
         result.attempts.append(a)
         runs.append((valid, run))
@@ -370,11 +411,11 @@ def run_loop(
             stopped = "time budget spent"
             break
         current = Program.model_validate(best.program)
-        nxt, how = None, ""
+        nxt, how, exclude = None, "", {}
         last = result.attempts[-1]
         bases = [best] + ([last] if last.index != best.index and last.score == best.score else [])  # a tie may be one fix away
         for base in bases:
-            nxt, what, advice = next_fix(req.instruction, base, tried, registry)
+            nxt, what, advice, exclude = next_fix(req.instruction, base, tried, registry, runs[base.index][1], budget.reroute)
             if nxt is not None:
                 emit("local_fix", f"{what}: {advice}")
                 how = f"local fix: {what}"
@@ -419,9 +460,9 @@ def run_loop(
         if nxt is None:
             stopped = "nothing new to try"
             break
-        tried.add(program_key(nxt))
+        tried.add(attempt_key(nxt, exclude))
         try:
-            a = attempt(nxt, how)
+            a = attempt(nxt, how, exclude)
         except (ProgramError, ValueError) as exc:  # a fix that does not validate is skipped
             emit("stopped", f"{how} is not a valid program: {exc}")
             continue

@@ -10,7 +10,8 @@ Routing: several implementations may serve one tool. Each declares when it
 applies and what it costs for the given inputs, and a version; :func:`context`
 describes a tool's inputs (features + a readable bucket). :func:`choose` picks the
 cheapest that applies unless a policy is installed (:func:`set_policy`, e.g. the
-learned router in ``banana.agent.router``), and records the decision.
+learned router in ``banana.agent.router``), and records the decision. :func:`excluding`
+takes implementations out of the choice for one tool call (the loop's "other implementation" fix).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -196,10 +199,12 @@ class Decision:
     bucket: str = ""  # the context bucket a learned router keys on (see :func:`context`)
     features: dict[str, float] = field(default_factory=dict)
     policy: str = "cost"  # "cost": the fixed order; otherwise the name of the policy that chose
+    excluded: list[str] = field(default_factory=list)  # applicable implementations left out (see :func:`excluding`)
 
     def as_meta(self) -> dict[str, Any]:
         return {"tool": self.tool, "expert": self.chosen, "costs": {k: round(v, 4) for k, v in self.costs.items()},
-                "version": self.version, "bucket": self.bucket, "features": self.features, "policy": self.policy}
+                "version": self.version, "bucket": self.bucket, "features": self.features, "policy": self.policy,
+                "excluded": self.excluded}
 
 
 # A policy sees the tool, the applicable implementations, their costs and the context bucket, and
@@ -209,6 +214,7 @@ Policy = Callable[[str, list[Implementation], dict[str, float], str], str | None
 _routes: dict[str, list[Implementation]] = {}
 _contexts: dict[str, Callable[..., tuple[dict[str, float], str]]] = {}
 _policy: Policy | None = None
+_excluded: ContextVar[frozenset[tuple[str, str]]] = ContextVar("banana_excluded_implementations", default=frozenset())
 
 
 def implements(
@@ -249,12 +255,30 @@ def set_policy(policy: Policy | None) -> Policy | None:
     return previous
 
 
+@contextmanager
+def excluding(tool: str, names: Iterable[str]) -> Iterator[None]:
+    """Within the block (this thread or task only), :func:`choose` leaves these implementations of ``tool`` out.
+
+    Why: when a routed node fails a hard check, the loop runs it again without the implementation that
+    failed; the installed policy (or the fixed order) picks among the rest. Scoped to a context, not
+    global, so the executor can apply it to one node while other nodes run concurrently.
+    """
+    token = _excluded.set(_excluded.get() | {(tool, n) for n in names})
+    try:
+        yield
+    finally:
+        _excluded.reset(token)
+
+
 def choose(tool: str, **inputs: Any) -> tuple[Implementation, Decision]:
     """The implementation of ``tool`` for these inputs: the installed policy's pick, else the cheapest that applies."""
-    options = [impl for impl in _routes.get(tool, []) if impl.applies(**inputs)]
+    applicable = [impl for impl in _routes.get(tool, []) if impl.applies(**inputs)]
+    excluded = sorted(i.name for i in applicable if (tool, i.name) in _excluded.get())
+    options = [impl for impl in applicable if impl.name not in excluded]
     if not options:
         names = ", ".join(i.name for i in _routes.get(tool, [])) or "none"
-        raise LookupError(f"no expert for {tool!r} applies to these inputs (declared: {names})")
+        left_out = f"; excluded: {', '.join(excluded)}" if excluded else ""
+        raise LookupError(f"no expert for {tool!r} applies to these inputs (declared: {names}{left_out})")
     costs = {impl.name: float(impl.cost(**inputs)) for impl in options}
     features, bucket = _contexts[tool](**inputs) if tool in _contexts else ({}, "")
     best, how = min(options, key=lambda impl: costs[impl.name]), "cost"
@@ -267,7 +291,7 @@ def choose(tool: str, **inputs: Any) -> tuple[Implementation, Decision]:
             best, how = next(i for i in options if i.name == pick), getattr(policy, "name", "policy")
         elif pick is not None:
             how = getattr(policy, "name", "policy")
-    return best, Decision(tool, best.name, costs, best.version, bucket, features, how)
+    return best, Decision(tool, best.name, costs, best.version, bucket, features, how, excluded)
 
 
 def routed_by_policy(tool: str) -> bool:
