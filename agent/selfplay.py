@@ -387,7 +387,7 @@ def play_plans(n: int, seed: int, k: int, planner: Any, registry: Registry, stor
     from banana.agent.planner.base import PlanRequest
     from banana.agent.planner.data import Generator
 
-    examples = [e for e in Generator(seed, "train", registry).examples(n * 6) if not e.refusal and not e.heldout]
+    examples = [e for e in Generator(seed, "train", registry, hard=True).examples(n * 6) if not e.refusal and not e.heldout]
     rng = random.Random(seed)
     records: list[PlayRecord] = []
     out.parent.mkdir(parents=True, exist_ok=True)

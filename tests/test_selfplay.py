@@ -226,3 +226,17 @@ def test_train_names_a_damaged_focus_file(tmp_path):
     res = CliRunner().invoke(app, ["planner", "train", "--focus", str(bad), "--out", str(tmp_path / "a")])
     assert res.exit_code == 2 and "'weights' must map family names to positive numbers" in res.output
     assert not (tmp_path / "a").exists()
+
+
+def test_hard_requests_go_past_the_training_mix_and_plain_draws_are_unchanged(registry):
+    from banana.agent.planner.data import Generator
+
+    plain, plain_again = Generator(5, "train", registry).examples(300), Generator(5, "train", registry, hard=False).examples(300)
+    hard = Generator(5, "train", registry, hard=True).examples(300)
+    assert [e.instruction for e in plain] == [e.instruction for e in plain_again], "the training mix is reproducible as before"
+
+    def compounds(exs: list) -> int:
+        return sum("+" in e.family for e in exs)
+
+    assert compounds(hard) > 1.3 * compounds(plain)
+    assert all(not e.heldout for e in hard), "hard requests still come from TRAIN templates only"

@@ -230,13 +230,17 @@ class Generator:
     """
 
     def __init__(
-        self, seed: int = 0, split: str = "train", registry: Registry | None = None, focus: dict[str, float] | None = None
+        self, seed: int = 0, split: str = "train", registry: Registry | None = None, focus: dict[str, float] | None = None,
+        hard: bool = False,
     ) -> None:
-        """``focus`` multiplies families' weights by name (self-play's measured weak spots: ``banana planner train --focus``)."""
+        """``focus`` multiplies families' weights by name (self-play's measured weak spots: ``banana planner train --focus``);
+        ``hard`` draws requests past the training mix (more compounds, typos and chatter), where self-play looks for misses.
+        """
         if split not in ("train", "heldout", "all"):
             raise ValueError(f"split must be train, heldout or all, not {split!r}")
         self.rng = random.Random(seed)
         self.split = split
+        self.clauses_weights, self.typo_rate, self.chatter_rate = ([35, 45, 20], 0.5, 0.3) if hard else ([60, 34, 6], 0.12, 0.12)
         if registry is None:
             from banana.tools.registry import default_registry
 
@@ -610,7 +614,7 @@ class Generator:
 
     def example(self) -> Example:
         first = self.clause()
-        n = 1 if first.solo else self.rng.choices([1, 2, 3], weights=[60, 34, 6])[0]
+        n = 1 if first.solo else self.rng.choices([1, 2, 3], weights=self.clauses_weights)[0]
         clauses = [first, *(self.clause(solo=False) for _ in range(n - 1))]
         while n > 1 and len({c.family for c in clauses}) < n:
             clauses = [first, *(self.clause(solo=False) for _ in range(n - 1))]
@@ -618,7 +622,7 @@ class Generator:
         for c in clauses[1:]:
             text += self.rng.choice(CONNECT) + c.text
         copied = [w for c in clauses for w in c.copied]
-        if not first.solo and self.rng.random() < 0.12:  # context that asks for no step
+        if not first.solo and self.rng.random() < self.chatter_rate:  # context that asks for no step
             text += self.rng.choice([", ", ". ", " - "]) + self.rng.choice(NEUTRAL)
         text = self.noise(self.rng.choice(PREFIX) + text + self.rng.choice(SUFFIX), copied)
         templates = [t for c in clauses for t in c.templates]
@@ -632,7 +636,7 @@ class Generator:
     def noise(self, text: str, copied: list[str]) -> str:
         """Case and the occasional typo, never inside words the answer copies."""
         protected = {w for phrase in copied for w in phrase.lower().split()}
-        if self.rng.random() < 0.12:
+        if self.rng.random() < self.typo_rate:
             words = text.split(" ")
             idx = [i for i, w in enumerate(words) if len(w) > 4 and w.lower().strip(",.!?") not in protected and w.isalpha()]
             if idx:
