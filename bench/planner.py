@@ -70,6 +70,7 @@ def main() -> None:
             "hand-written v2, blind (60)": load_cases(HERE / "handwritten_v2.jsonl"),
             "hand-written v3, blind (60)": load_cases(HERE / "handwritten_v3.jsonl"),
             **({f"realistic blind v1 ({len(real)})": real} if (real := _optional(HERE / "realistic_blind_v1.jsonl")) else {}),
+            **({f"realistic blind v2 ({len(real2)})": real2} if (real2 := _optional(HERE / "realistic_blind_v2.jsonl")) else {}),
             f"generator, held-out templates ({args.heldout})": heldout_cases(args.heldout, args.seed, registry)}
     if args.only:
         sets = {k: v for k, v in sets.items() if any(o in k for o in args.only.split(","))}
