@@ -7,7 +7,9 @@ embedded planner, each time with a fresh result cache: one pass (plan, run) and 
 run, critique, repair). Reports pass rates, how many the loop fixed and made worse, and median /
 p90 latency (planning included; models are loaded before timing starts).
 
-Run: ``python -m bench.outcomes [--only ID,ID] [--limit N] [--out results.json]``.
+Run: ``python -m bench.outcomes [--only ID,ID] [--limit N] [--out results.json] [--traces PATH]``.
+``--traces``: route with the router learned from that traces file (exploiting, as ``banana edit`` does; nothing is
+written to it, so every case sees the same router); without it, the fixed cost order.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import numpy as np
 from banana.agent.executor import Executor, ResultCache
 from banana.agent.loop import LoopResult, run_loop
 from banana.agent.planner import PlanningError, make_planner
+from banana.agent.router import Router, routing
 from banana.agent.samples import sample
+from banana.agent.traces import TraceStore
 from banana.experts.colors import parse_color, rgb_to_lab
 from banana.tools.registry import Registry, default_registry
 from banana.tools.values import Image
@@ -250,9 +254,10 @@ def judge(case: dict[str, Any], out: Image | None) -> tuple[bool, list[str]]:
 # ---------------------------------------------------------------- the run
 
 
-def attempt(case: dict[str, Any], planner: Any, registry: Registry, critic: bool) -> tuple[LoopResult | None, float, str]:
+def attempt(case: dict[str, Any], planner: Any, registry: Registry, critic: bool,
+            router: Router | None = None) -> tuple[LoopResult | None, float, str]:  # fmt: skip
     t = time.perf_counter()
-    with Executor(registry, cache=ResultCache()) as ex:
+    with Executor(registry, cache=ResultCache()) as ex, routing(router):
         try:
             result = run_loop(case["instruction"], {"input": sample(case["image"])}, planner, ex, registry, critic=critic)
         except (PlanningError, ValueError, RuntimeError) as exc:  # NeedsWeights and the like: no picture
@@ -266,7 +271,10 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated case ids")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
+    ap.add_argument("--traces", type=Path, default=None, help="route with the router learned from this traces file (default: fixed order)")
     args = ap.parse_args()
+    if args.traces is not None and not args.traces.is_file():
+        ap.error(f"--traces {args.traces}: no such traces file")
     cases = [json.loads(line) for line in args.cases.read_text().splitlines() if line.strip()]
     if args.only:
         cases = [c for c in cases if c["id"] in args.only.split(",")]
@@ -274,13 +282,17 @@ def main() -> None:
         cases = cases[: args.limit]
     registry = default_registry()
     planner = make_planner(registry)
+    router = None
+    if args.traces is not None:
+        router = Router(TraceStore(args.traces))
+        print("routing with what the traces teach:\n" + "\n".join(r["rule"] for r in router.rules() if r["chosen"]), flush=True)
     warm = cases[0]  # load the experts the first case needs before timing anything
-    attempt(warm, planner, registry, True)
+    attempt(warm, planner, registry, True, router)
     rows = []
     for case in cases:
-        one, t1, err1 = attempt(case, planner, registry, critic=False)
+        one, t1, err1 = attempt(case, planner, registry, critic=False, router=router)
         ok1, notes1 = judge(case, one.image if one and isinstance(one.image, Image) else None)
-        loop, t2, err2 = attempt(case, planner, registry, critic=True)
+        loop, t2, err2 = attempt(case, planner, registry, critic=True, router=router)
         ok2, notes2 = judge(case, loop.image if loop and isinstance(loop.image, Image) else None)
         row = {
             "id": case["id"],
@@ -294,6 +306,7 @@ def main() -> None:
             "loop_attempts": len(loop.attempts) if loop else 0,
             "loop_passed_critic": bool(loop and loop.passed),
             "loop_stopped": loop.stopped if loop else err2,
+            "loop_how": [a.how for a in loop.attempts] if loop else [],
             "single_notes": notes1,
             "loop_notes": notes2,
         }
@@ -323,6 +336,8 @@ def main() -> None:
         "loop_median_s": float(np.median(t2s)),
         "loop_p90_s": float(np.percentile(t2s, 90)),
         "critic_agrees_with_predicates": critic_agrees,
+        "routing": f"router learned from {args.traces}" if args.traces else "fixed cost order",
+        "rerouted": sum(any("other implementation" in h for h in r["loop_how"]) for r in rows),
     }
     args.out.write_text(json.dumps({"summary": summary, "cases": rows}, indent=1) + "\n")
     print(
