@@ -2,11 +2,13 @@
 
     python -m bench.selfplay [--requests 30] [--k 4] [--seed 7] [--json out.json]
 
-Requests come from the generator's TRAIN templates on the training photos (as ``banana selfplay``);
-a request whose gold program cannot run here (diffusion weights, open-vocabulary nouns) or changes
-nothing on its photo is skipped. Reports the greedy plan's acceptance (critic + same picture as the
-gold program), acceptance of any of greedy + K samples, distinct plans per request, training pairs by
-kind, and seconds per request. The planner-after-training rounds are a separate, long procedure
+Requests are hard draws from the generator's TRAIN templates (more compounds, typos and chatter than the
+training mix) on the training photos, as ``banana selfplay`` plays them; a greedy plan that is the gold
+program passes without running or sampling, and a request whose gold program cannot run here (diffusion
+weights, open-vocabulary nouns) or changes nothing on its photo is skipped. Reports the greedy plan's
+acceptance (critic + same picture as the gold program), acceptance of any of greedy + K samples, plans
+per request, training pairs by kind, the misses per family with the focus weights they give, and
+seconds per request. The planner-after-training rounds are a separate, long procedure
 (see /work/notes/selfplay.md or the README): self-play pairs -> ``banana planner train --from-traces``
 -> ``python -m bench.planner`` with ``BANANA_PLANNER_ADAPTER``.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from banana.agent.planner import make_planner
-from banana.agent.selfplay import play_plans
+from banana.agent.selfplay import family_stats, focus_weights, play_plans
 from banana.tools.registry import default_registry
 from bench.router import wilson
 
@@ -50,9 +52,10 @@ def main() -> None:
         "requests": n, "k": a.k, "seed": a.seed, "seconds_per_request": round(seconds / max(n, 1), 2),
         "greedy_accepted": greedy, "greedy_rate": round(greedy / max(n, 1), 3), "greedy_ci95": wilson(greedy, n),
         "any_accepted": anyk, "any_rate": round(anyk / max(n, 1), 3), "any_ci95": wilson(anyk, n),
-        "distinct_plans_per_request": round(sum(len(r.outcomes) for r in records) / max(n, 1), 2),
+        "plans_per_request": round(sum(len(r.outcomes) for r in records) / max(n, 1), 2),
         "pairs": dict(kinds), "pairs_file": str(out),
-        "families": dict(collections.Counter(r.family for r in records)),
+        "misses": {f: s for f, s in family_stats(records).items() if s["greedy_failed"]},
+        "focus": {f: w for f, w in focus_weights(family_stats(records)).items() if w != 1.0},
     }  # fmt: skip
     print(json.dumps(report, indent=1))
     if a.json:
