@@ -29,7 +29,7 @@ from banana.tools.registry import Registry, default_registry
 from banana.tools.values import Image
 from bench.outcomes import HERE, judge
 
-SETS = ("v3", "v4", "v5", "v6", "v7")  # the sets written with hand-written gold and wrong programs
+SETS = ("v3", "v4", "v5", "v6", "v7", "v8")  # the sets written with hand-written gold and wrong programs
 
 
 @dataclass
