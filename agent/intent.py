@@ -47,22 +47,35 @@ NEGATED_BLUR = re.compile(
     r"(?:is|are|looks?|was|seems?|'s) (?:a (?:bit|little) |kinda |so |too |very |slightly )?(?:blurry|out of focus|soft|fuzzy|unsharp))\b",
     re.I,
 )
-BRIGHTER = re.compile(r"\b(brighten|brighter|lighten|lighter|more light|too dark|underexposed)\b", re.I)
+# a complaint about the picture asks for the opposite: "its kinda dark", "garage pic is super gloomy" (not "make it dark")
+COMPLAINT = r"(?:it'?s|it is|is|are|was|looks|looking|seems)\s+(?:(?!not\b|no\b|never\b)[a-z]+\s+){0,3}?"
+BRIGHTER = re.compile(
+    r"\b(brighten|brighter|lighten|lighter|more light|too dark|underexposed|"
+    rf"{COMPLAINT}(?:dark(?!\s+(?:blue|red|green|grey|gray|brown))|gloomy|murky))\b",
+    re.I,
+)
 DARKER = re.compile(r"\b(darken|darker|dim|dimmer|too bright|overexposed|moody)\b", re.I)
 WARMER = re.compile(r"\b(warmer|warm it|warm up|warm tones?|golden|too cold|too blue)\b", re.I)
 COOLER = re.compile(r"\b(cooler|cool it|cool down|cool tones?|colder|too warm|too yellow|too orange)\b", re.I)
 BW_LOOK = re.compile(r"\bblack\s*(?:and|&|/|n)\s*white\b|\bb\s*[&/]\s*w\b")  # "black and white" is a look, not a colour (lower case)
+# "down to like half, not full black and white": less colour, but not none
+NOT_GREY = re.compile(
+    r"\b(?:not|no|but not|without going|don'?t go)\s+(?:(?:full|fully|all the way|completely|totally|entirely|100 ?%)\s+)?(?:to\s+)?"
+    r"(?:black and white|black & white|b&w|b/w|gr[ae]yscale|monochrome|gr[ae]y)\b",
+    re.I,
+)
 GREY = re.compile(r"\b(black and white|black & white|b&w|b/w|gr[ae]yscale|monochrome|desaturate[d]?|colou?rless|gr[ae]y ?out)\b", re.I)
 VIVID = re.compile(
-    r"\b(more saturat\w*|saturate|vivid|vibrant|punchier|more colou?rful|pop|"
+    rf"\b({COMPLAINT}(?:dull|washed[- ]out|lifeless)|"
+    r"more saturat\w*|saturate|vivid|vibrant|punchier|more colou?rful|pop|"
     r"(?:deeper|richer|more intense|stronger) (?:colou?rs?|white|black|grey|gray|red|blue|green|yellow|orange|purple|pink|brown|"
     r"gold|navy)s?)\b",
     re.I,
 )
 # a statistic's name after a word that raises or lowers it ("less contrast", "tone down the saturation", "contrast -1")
 UP_WORDS = (
-    r"more|increase[ds]?|boost(?:ed)?|raise[ds]?|higher|high|stronger|bump(?:ed)? up|crank(?:ed)? up|turn(?:ed)? up|"
-    r"pump(?:ed)? up|add(?: some| a bit of)?"
+    r"lift(?:ed)?|open(?:ed)? up|bring up|more|increase[ds]?|boost(?:ed)?|raise[ds]?|higher|high|stronger|bump(?:ed)? up|"
+    r"crank(?:ed)? up|turn(?:ed)? up|pump(?:ed)? up|add(?: some| a bit of)?"
 )
 DOWN_WORDS = (
     r"less|reduce[ds]?|decrease[ds]?|lower(?:ed)?|low|weaker|softer|soften(?:ed)?|tone(?:d)? down|turn(?:ed)? down|dial(?:led)? down|"
@@ -73,6 +86,7 @@ STAT_NAMES = {
     "contrast": r"contrast",
     "saturation": r"saturation|colou?rs|colou?rfulness|vibrance",
     "warmth": r"warmth|colou?r temperature",
+    "shadows": r"shadows|dark areas|darks",
 }
 
 
@@ -475,7 +489,7 @@ def intent_checks(request: str, valid: ValidProgram, registry: Registry) -> list
                     )
                 )
     for extra in (_sign_words, _geometry_words, _grey_words, _paint_words, _part_words, _stated_args, _unasked_steps, _to_colour,
-                  _softened_sharpen, _named_style):
+                  _softened_sharpen, _named_style, _left_alone):
         out += extra(text, valid, registry, edits, targets, out)
     return out
 
@@ -517,7 +531,8 @@ def _sign_words(text: str, valid: ValidProgram, registry: Registry, edits: list[
                         Fix(args={stat: -value}),
                     )
                 )
-        if not out and all(_arg(valid, n, stat) == 0 for n in adjusts):
+        lit = stat == "shadows" and any(_arg(valid, n, "brightness") > 0 for n in adjusts)  # brightening lifts the shadows too
+        if not out and not lit and all(_arg(valid, n, stat) == 0 for n in adjusts):
             n = adjusts[-1]
             out.append(
                 _finding(
@@ -598,6 +613,11 @@ def _grey_words(text: str, valid: ValidProgram, registry: Registry, edits: list[
                 Fix(args={"saturation": amount}),
             )
         )
+    if NOT_GREY.search(text):  # "half, not full black and white": a step that takes all the colour out goes too far
+        for n in edits:
+            if valid.program.node(n).tool == "adjust" and _arg(valid, n, "saturation") <= -0.95:
+                advice = f"the request says '{NOT_GREY.search(text).group(0)}' but {n!r} takes all the colour out: set saturation -0.5"  # type: ignore[union-attr]
+                out.append(_finding(valid, "not all the way to grey", n, advice, Fix(args={"saturation": -0.5})))
     drawing = GREY_DRAWING.search(text)
     if not drawing:
         return out
@@ -668,10 +688,19 @@ ASKS_BACKDROP = re.compile(
 )
 
 
+# every way a request asks for a new look (besides naming a style the catalogue has, see _unasked_steps)
+ASKS_STYLE = re.compile(
+    r"\b(styl\w*|look(?:s|ing)? like|as if|painting|paint(?:ed)?|drawing|drawn|draw|sketch\w*|cartoon\w*|comic\w*|anime|manga|"
+    r"art\w*|watercolou?r|oil|pencil|charcoal|crayon|poster\w*|mosaic|filter|vintage|retro|sepia|impressionis\w*|cubis\w*|"
+    r"van gogh|monet|picasso|munch|hokusai|ukiyo|stained glass|pixel\w*|neon|noir|illustrat\w*|render\w*|version of|vibe|aesthetic)\b",
+    re.I,
+)
+
 # destructive steps a request must ask for: (tool, the words that ask, check, what the step does, flag a plan that is only this)
 UNASKED = (
     ("remove", ASKS_REMOVAL, "removal not asked", "removes something", True),
     ("replace_background", ASKS_BACKDROP, "backdrop not asked", "replaces the background", False),
+    ("stylize", ASKS_STYLE, "style not asked", "repaints the picture in a style", False),
 )
 
 
@@ -679,13 +708,53 @@ def _unasked_steps(text: str, valid: ValidProgram, registry: Registry, edits: li
     """A destructive step the request never asks for: "black and white except the red bike" planned with a `remove` of the bike,
     "make the sky purple-ish, leave the buildings" with a backdrop swap. Fix: drop the step (a re-plan when it is the whole plan)."""
     out: Found = []
+    unquoted = QUOTED.sub(" ", text).lower()  # a caption's words ask for no edit: "add 'Grace Hopper' at the bottom"
     for tool, asks, check, does, whole_plan_too in UNASKED:
         steps = [n for n in edits if valid.program.node(n).tool == tool]
-        if not steps or asks.search(text) or (len(steps) == len(edits) and not whole_plan_too):
+        if tool == "stylize":  # a style the request names asks for itself
+            steps = [n for n in steps if not _style_said(str(valid.program.node(n).args.get("style", "")), unquoted, registry)]
+        if not steps or asks.search(unquoted) or (len(steps) == len(edits) and not whole_plan_too):
             continue
         fix = Fix(drop=True) if len(steps) < len(edits) else None
         out += [_finding(valid, check, n, f"the request does not ask for it, but {n!r} {does}: drop that step", fix) for n in steps]
     return out
+
+
+# "dont touch the green background", "leave her face alone": a part the request keeps as it is
+LEFT_ALONE = re.compile(
+    r"\b(?:leave|don'?t touch|do not touch|dont touch|without touching|not touching|keep)\s+(?:the\s+|her\s+|his\s+|my\s+|their\s+)?"
+    r"(?:[a-z]+\s+){0,2}?(?P<part>background|backdrop|bg|sky|face)\b"
+    r"(?P<alone>\s+(?:alone|as (?:it )?is|untouched|unchanged|the same|intact))?",
+    re.I,
+)
+
+
+def _left_alone(text: str, valid: ValidProgram, registry: Registry, edits: list[str], targets: dict[str, str], found: Found) -> Found:
+    """A step masked to the part the request leaves alone ("make the flower pop but dont touch the green background" planned
+    with a brightening of the background). Fix: drop the step (a re-plan when it is the whole plan)."""
+    out: Found = []
+    for m in LEFT_ALONE.finditer(text):
+        if m.group(0).lower().startswith(("keep", "leave")) and not m.group("alone"):
+            continue  # "keep the background blurry", "leave the sky blue" say how, not that it stays as it is
+        part = {"backdrop": "background", "bg": "background"}.get(m.group("part").lower(), m.group("part").lower())
+        for n in edits:
+            node = valid.program.node(n)
+            t = _mask_target(valid, n, targets)
+            on_part = t is not None and (t == part or (part == "background" and t.startswith("not ")))
+            if on_part and node.tool not in ("replace_background", "remove", "replace", "insert"):
+                fix = Fix(drop=True) if len(edits) > 1 else None
+                out.append(_finding(valid, "edit on what is left alone", n, f"the request says '{m.group(0)}' but {n!r} "
+                                    f"edits the {part}: drop that step", fix))  # fmt: skip
+    return out
+
+
+def _style_said(style: str, low: str, registry: Registry) -> bool:
+    """Whether the request names this style, or any style the catalogue has by name ("make it starry night")."""
+    names = registry.get("stylize").args_schema()["properties"]["style"].get("examples", []) if "stylize" in registry else []
+    words = [w for w in re.split(r"[\s_-]+", style.lower()) if len(w) > 2]
+    return bool(words and all(re.search(rf"\b{re.escape(w)}\b", low) for w in words)) or any(
+        len(name) >= 4 and re.search(rf"\b{re.escape(name.lower())}\b", low) for name in names
+    )
 
 
 SHARPEN_WORDS = re.compile(r"\b(sharpen\w*|sharper|crisper|crisp(?:en)? up|more detail|in focus|deblur|unblur)\b", re.I)

@@ -459,3 +459,78 @@ def test_a_negated_clause_asks_nothing_and_removing_noise_is_denoising(registry)
     sharpened = validate(parse_program(json.dumps(one("sharpen"))), registry, inputs={"input": "Image"})
     bad = [r for r in intent_checks("get rid of the noise", sharpened, registry) if not r.passed]
     assert [r.check for r in bad] == ["clause 'get rid of the noise' planned"]
+
+
+# ---------------------------------------------------------------- cues added after blind set v7's first run (other phrasings)
+
+
+def test_a_style_nobody_asked_for_is_dropped(registry, executor):
+    # "denoise it" planned with an invented style before the denoise: the style step goes, the denoise stays
+    plan = {"version": 1, "nodes": [{"id": "paint", "tool": "stylize", "args": {"image": "$input", "style": "kandor"}},
+            {"id": "clean", "tool": "denoise", "args": {"image": "$paint"}}], "output": "$clean"}  # fmt: skip
+    result = loop("this pic is so grainy, clean up the noise pls", "astronaut", plan, registry, executor)
+    assert result.passed and [n.tool for n in result.program.nodes] == ["denoise"]
+    assert any(e.kind == "local_fix" and "style not asked" in e.message for e in result.events)
+    src = sample("astronaut").pixels.astype(float)
+    assert np.abs(result.image.pixels.astype(float) - src).mean() < 6, "no repaint: the picture stays close to the photo"
+
+
+@pytest.mark.parametrize("request_text", ["make it look like a watercolor and brighten it", "cartoonify it, then brighten it",
+                                          "give it the starry night treatment and brighten it", "oil painting vibe + brighter"])
+def test_a_style_the_request_asks_for_is_not_judged(registry, request_text):
+    plan = {"version": 1, "nodes": [{"id": "paint", "tool": "stylize", "args": {"image": "$input", "style": "watercolor"}},
+            {"id": "lit", "tool": "adjust", "args": {"image": "$paint", "brightness": 0.3}}], "output": "$lit"}  # fmt: skip
+    valid = validate(parse_program(json.dumps(plan)), registry, inputs={"input": "Image"})
+    assert "style not asked" not in {r.check for r in intent_checks(request_text, valid, registry) if not r.passed}
+
+
+def test_a_caption_naming_a_style_is_not_a_style_request(registry):
+    plan = {"version": 1, "nodes": [{"id": "paint", "tool": "stylize", "args": {"image": "$input", "style": "the scream"}},
+            {"id": "cap", "tool": "add_text", "args": {"image": "$paint", "text": "The Scream"}}], "output": "$cap"}  # fmt: skip
+    valid = validate(parse_program(json.dumps(plan)), registry, inputs={"input": "Image"})
+    failed = [r for r in intent_checks('put "The Scream" as a caption', valid, registry) if not r.passed]
+    assert [(r.check, r.node, r.fix.drop) for r in failed if r.check == "style not asked"] == [("style not asked", "paint", True)]
+
+
+def test_less_colour_but_not_grey_softens_a_full_grey_out(registry, executor):
+    result = loop("tone the colours down a lot, just not totally grayscale", "coffee", one("adjust", saturation=-1.0), registry, executor)
+    assert result.passed and result.program.node("edit").args["saturation"] == -0.5
+    chroma = np.hypot(*np.moveaxis(rgb_to_lab(result.image.pixels.astype(np.float32) / 255.0)[..., 1:], -1, 0))
+    src = np.hypot(*np.moveaxis(rgb_to_lab(sample("coffee").pixels.astype(np.float32) / 255.0)[..., 1:], -1, 0))
+    assert 3 < chroma.mean() < src.mean() - 5, "less colour, but colour is left"
+
+
+@pytest.mark.parametrize(("request_text", "photo"), [("the photo is way too gloomy, can you fix it", "china"),
+                                                     ("it's a bit dark and lifeless, help", "chelsea")])
+def test_a_complaint_asks_for_the_opposite(registry, executor, request_text, photo):
+    result = loop(request_text, photo, one("adjust", brightness=-0.3), registry, executor)
+    assert result.passed and result.program.node("edit").args["brightness"] == 0.3
+    assert lightness(result.image.pixels).mean() > lightness(sample(photo).pixels).mean() + 2
+
+
+@pytest.mark.parametrize("request_text", ["make it dark and moody", "the sky is dark blue, make the grass greener", "it's not dark enough"])
+def test_words_that_are_no_complaint_do_not_flip_a_darkening(registry, request_text):
+    valid = validate(parse_program(json.dumps(one("adjust", brightness=-0.3))), registry, inputs={"input": "Image"})
+    assert "brightness direction" not in {r.check for r in intent_checks(request_text, valid, registry) if not r.passed}
+
+
+def test_lifted_shadows_are_set_when_no_step_lifts_them(registry, executor):
+    result = loop("can you open up the shadows a bit", "motorcycle", one("adjust", contrast=0.0, warmth=0.0), registry, executor)
+    assert result.passed and result.program.node("edit").args["shadows"] == 0.5
+    dark = lightness(sample("motorcycle").pixels) < 30
+    assert lightness(result.image.pixels)[dark].mean() > lightness(sample("motorcycle").pixels)[dark].mean() + 3
+
+
+def test_a_step_on_the_part_left_alone_is_dropped(registry, executor):
+    # "brighten her but leave the background alone" planned with a second brightening on the background
+    plan = {"version": 1, "nodes": [seg("person", "p"), {"id": "her", "tool": "adjust", "args": {"image": "$input", "mask": "$p",
+            "brightness": 0.3}}, seg("background", "bg"), {"id": "back", "tool": "adjust", "args": {"image": "$her", "mask": "$bg",
+            "brightness": 0.3}}], "output": "$back"}  # fmt: skip
+    result = loop("brighten her up, leave the background alone", "grace_hopper", plan, registry, executor)
+    assert result.passed and [n.tool for n in result.program.nodes] == ["segment", "adjust"]
+    her_only = {"version": 1, "nodes": plan["nodes"][:2], "output": "$her"}
+    with Executor(registry) as ex:
+        valid = validate(parse_program(json.dumps(her_only)), registry, inputs={"input": "Image"})
+        expected = ex.run(valid, {"input": sample("grace_hopper")})
+    assert np.array_equal(result.image.pixels, expected.outputs["her"].pixels), "only her brightening is left"
+    assert not np.array_equal(result.image.pixels, sample("grace_hopper").pixels)
