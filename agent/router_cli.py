@@ -130,6 +130,29 @@ def router_show_cmd(traces: TracesOpt = None, as_json: JsonOpt = False) -> None:
             out.print(f"  {escape(r['rule'])}", highlight=False, soft_wrap=True)
 
 
+def _play_file(path: Path, registry: Any, out_file: Path, deadline: float, say: Callable[[str], None], as_json: bool) -> None:
+    """``banana selfplay --requests-file``: the loop plays each request; its accepted fixes become pairs."""
+    from banana.agent.planner import make_planner
+    from banana.agent.selfplay import play_requests
+
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        console.print(f"[red]error:[/red] cannot read the requests file {escape(str(path))}: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    if not lines:
+        console.print(f"[red]error:[/red] {escape(str(path))}: no requests (one a line)", highlight=False)
+        raise typer.Exit(2)
+    counts = play_requests(lines, make_planner(registry, say=say), registry, out_file, deadline=deadline, say=say)
+    result = {"pairs": str(out_file), **counts}
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    out.print(f"{counts['played']} requests played ({counts['skipped']} skipped: a held-out photo's or unknown), first plan passed "
+              f"{counts['first_passed']}, after the loop {counts['loop_passed']}, refused {counts['refused']}; "
+              f"{counts['taught']} taught the planner something -> {out_file}")  # fmt: skip
+
+
 def selfplay_cmd(
     minutes: Annotated[float, typer.Option(min=0.1, help="stop starting new work after this long (all rounds together)")] = 10.0,
     rounds: Annotated[int, typer.Option(min=1, help="rounds of play (each with fresh tasks and requests)")] = 1,
@@ -139,6 +162,9 @@ def selfplay_cmd(
     seed: Annotated[int, typer.Option(help="tasks, requests and sampling")] = 0,
     traces: TracesOpt = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="training pairs (JSONL, appended; default: beside the traces)")] = None,
+    requests_file: Annotated[
+        Path | None, typer.Option("--requests-file", help="play these requests (one a line, no answers): the loop's accepted fixes teach")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Play against known answers: routing tasks teach the router, generated requests give the planner training pairs.
@@ -157,6 +183,9 @@ def selfplay_cmd(
     registry = default_registry()
     deadline = time.monotonic() + 60.0 * minutes
     say = (lambda m: None) if as_json else (lambda m: console.print(escape(m), highlight=False))
+    if requests_file is not None:
+        _play_file(requests_file, registry, out_file or Path("selfplay-requests.jsonl"), deadline, say, as_json)
+        return
     planner = None
     if requests:
         from banana.agent.planner import make_planner

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -419,3 +420,81 @@ def play_plans(n: int, seed: int, k: int, planner: Any, registry: Registry, stor
             say(f"plan {len(records)}/{n} {ex_.instruction!r}: greedy {'passed' if rec.greedy_accepted else 'failed'}, "
                 f"{sum(o.accepted for o in rec.outcomes)}/{len(rec.outcomes)} accepted")  # fmt: skip
     return records
+
+
+# ---------------------------------------------------------------- play on requests without answers: the loop teaches the planner
+
+PHOTO_WORDS = (  # which TRAIN photo a request is about (held-out photos are never played on: their requests are skipped)
+    ("chelsea", r"\b(cat|kitty|tabby|fur|whiskers)\b"),
+    ("coffee", r"\b(cup|mug|coffee|saucer|table|spoon)\b"),
+    ("rocket", r"\b(rocket|launch|pad)\b"),
+    ("astronaut", r"\b(astronaut|suit|flag|her|she|woman|face|skin|hair)\b"),
+)
+HELDOUT_WORDS = r"\b(bike|motorcycle|motorbike|garage|tower|temple|pagoda|flower|petals?|grace|hopper|uniform)\b"
+
+
+def photo_for(request: str) -> str | None:
+    """The TRAIN photo a request talks about, else None (it names a held-out photo's things, or none we know)."""
+    low = request.lower()
+    if re.search(HELDOUT_WORDS, low):
+        return None
+    return next((photo for photo, words in PHOTO_WORDS if re.search(words, low)), None)
+
+
+def loop_pairs(request: str, result: Any, registry: Registry) -> list[dict[str, str]]:
+    """What the loop taught on one request: when its first plan failed the critic and a later attempt passed with another
+    program, the plain request -> that program (``loop->direct``) and the failed plan + critique -> it (``loop->repair``),
+    in the embedded planner's steps form (what ``banana planner train --from-traces`` reads)."""
+    from banana.agent.loop import program_key
+    from banana.agent.planner.base import prompt_for
+    from banana.agent.planner.train import completion_for
+    from banana.agent.surface import to_steps
+
+    if not result.passed or not result.attempts or result.attempts[0].critique.passed:
+        return []
+    first, final = Program.model_validate(result.attempts[0].program), result.program
+    if program_key(first) == program_key(final):
+        return []  # the loop passed by running the same program another way (an implementation swap): nothing to plan differently
+    target, wrong = to_steps(final, registry), to_steps(first, registry)
+    return [
+        {"kind": "loop->direct", "prompt": prompt_for(request), "completion": completion_for(target)},
+        {"kind": "loop->repair", "prompt": prompt_for(request, wrong, result.attempts[0].critique.lines()[:6]),
+         "completion": completion_for(target)},
+    ]  # fmt: skip
+
+
+def play_requests(requests: list[str], planner: Any, registry: Registry, out: Path, deadline: float | None = None,
+                  say: Callable[[str], None] = lambda _: None) -> dict[str, int]:  # fmt: skip
+    """Self-play on requests nobody wrote answers for: the planner plans, the loop runs, critiques and fixes, and where the
+    critic accepts a fix the planner's first plan lacked, the fix becomes training pairs (JSONL, appended to ``out``)."""
+    from banana.agent.loop import Budget, run_loop
+    from banana.agent.planner import PlanningError
+
+    counts = {"played": 0, "skipped": 0, "refused": 0, "first_passed": 0, "loop_passed": 0, "taught": 0}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with Executor(registry, cache=ResultCache(max_bytes=256 << 20)) as ex, out.open("a") as sink:
+        for i, request in enumerate(requests):
+            if deadline is not None and time.monotonic() > deadline:
+                say(f"request play: time is up after {counts['played']} requests")
+                break
+            photo = photo_for(request)
+            if photo is None:
+                counts["skipped"] += 1
+                continue
+            try:
+                result = run_loop(request, {"input": shrink(sample(photo))}, planner, ex, registry, budget=Budget(replans=1), samples=0)
+            except (PlanningError, ProgramError, ValueError) as exc:
+                say(f"request {i + 1}: {request!r}: {type(exc).__name__}: {exc}")
+                counts["skipped"] += 1
+                continue
+            counts["played"] += 1
+            counts["refused"] += bool(result.refusal)
+            counts["first_passed"] += bool(result.attempts) and result.attempts[0].critique.passed
+            counts["loop_passed"] += result.passed
+            pairs = loop_pairs(request, result, registry)
+            counts["taught"] += bool(pairs)
+            for pair in pairs:
+                sink.write(json.dumps({**pair, "instruction": request, "family": "requests"}) + "\n")
+            sink.flush()
+            say(f"request {i + 1}/{len(requests)} {request!r}: {'taught' if pairs else result.stopped or 'passed'}")
+    return counts

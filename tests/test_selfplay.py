@@ -240,3 +240,48 @@ def test_hard_requests_go_past_the_training_mix_and_plain_draws_are_unchanged(re
 
     assert compounds(hard) > 1.3 * compounds(plain)
     assert all(not e.heldout for e in hard), "hard requests still come from TRAIN templates only"
+
+
+class Scripted:
+    """Test plumbing: a planner backend that answers one fixed plan (the json surface)."""
+
+    name = "scripted"
+    surface = "json"
+
+    def __init__(self, plan: dict) -> None:
+        self.plan = json.dumps(plan)
+
+    def generate(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> str:
+        return self.plan
+
+
+def test_play_on_requests_without_answers_learns_the_fixes_the_critic_accepts(tmp_path, registry):
+    from banana.agent.planner.base import Planner
+    from banana.agent.selfplay import photo_for, play_requests
+
+    cooler = {"version": 1, "nodes": [{"id": "e", "tool": "adjust", "args": {"image": "$input", "warmth": -0.4}}], "output": "$e"}
+    planner = Planner(Scripted(cooler), registry)
+    out = tmp_path / "pairs.jsonl"
+    requests = ["warm up the coffee cup pic", "make the cup pic cooler", "brighten the red bike", "warm the bike up"]
+    assert [photo_for(r) for r in requests] == ["coffee", "coffee", None, None], "held-out photos' requests are not played"
+    counts = play_requests(requests, planner, registry, out)
+    assert counts == {"played": 2, "skipped": 2, "refused": 0, "first_passed": 1, "loop_passed": 2, "taught": 1}
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["kind"] for x in lines] == ["loop->direct", "loop->repair"]
+    assert all(x["instruction"] == "warm up the coffee cup pic" for x in lines)
+    assert lines[0]["completion"] == "adjust warmth=0.4\n" + IM_END, "the pair teaches the plan the critic accepted: the warming"
+    assert "-0.4" in lines[1]["prompt"] and "flip its sign" in lines[1]["prompt"], "the repair shows the failed plan and its critique"
+    assert len(selfplay_pairs(out, registry)) == 2, "training accepts the pairs"
+
+
+def test_a_requests_file_that_cannot_be_read_is_named(tmp_path):
+    from typer.testing import CliRunner
+
+    from banana.agent.cli import app
+
+    empty = tmp_path / "requests.txt"
+    empty.write_text("\n \n")
+    res = CliRunner().invoke(app, ["selfplay", "--requests-file", str(empty), "--out", str(tmp_path / "p.jsonl")])
+    assert res.exit_code == 2 and "no requests (one a line)" in res.output and not (tmp_path / "p.jsonl").exists()
+    res = CliRunner().invoke(app, ["selfplay", "--requests-file", str(tmp_path / "nope.txt")])
+    assert res.exit_code == 2 and "cannot read the requests file" in res.output
