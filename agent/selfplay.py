@@ -19,6 +19,7 @@ Distances are relative to a pass line: ``distance <= 1`` means close enough to t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -434,11 +435,13 @@ HELDOUT_WORDS = r"\b(bike|motorcycle|motorbike|garage|tower|temple|pagoda|flower
 
 
 def photo_for(request: str) -> str | None:
-    """The TRAIN photo a request talks about, else None (it names a held-out photo's things, or none we know)."""
+    """The TRAIN photo a request talks about (one picked by the request's text when it names nothing we know); None when it
+    names a held-out photo's things (those photos are never played on)."""
     low = request.lower()
     if re.search(HELDOUT_WORDS, low):
         return None
-    return next((photo for photo, words in PHOTO_WORDS if re.search(words, low)), None)
+    named = next((photo for photo, words in PHOTO_WORDS if re.search(words, low)), None)
+    return named or TRAIN_PHOTOS[int(hashlib.sha1(low.encode()).hexdigest(), 16) % len(TRAIN_PHOTOS)]
 
 
 def loop_pairs(request: str, result: Any, registry: Registry) -> list[dict[str, str]]:

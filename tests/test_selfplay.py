@@ -264,6 +264,7 @@ def test_play_on_requests_without_answers_learns_the_fixes_the_critic_accepts(tm
     out = tmp_path / "pairs.jsonl"
     requests = ["warm up the coffee cup pic", "make the cup pic cooler", "brighten the red bike", "warm the bike up"]
     assert [photo_for(r) for r in requests] == ["coffee", "coffee", None, None], "held-out photos' requests are not played"
+    assert photo_for("make it pop") in TRAIN_PHOTOS and photo_for("make it pop") == photo_for("make it pop"), "others: a fixed TRAIN photo"
     counts = play_requests(requests, planner, registry, out)
     assert counts == {"played": 2, "skipped": 2, "refused": 0, "first_passed": 1, "loop_passed": 2, "taught": 1}
     lines = [json.loads(x) for x in out.read_text().splitlines()]
