@@ -1,4 +1,4 @@
-"""The blind outcome sets v3–v6 are well-formed and sound: each case's hand-written gold program (and every other
+"""The blind outcome sets v3–v8 are well-formed and sound: each case's hand-written gold program (and every other
 reasonable answer) passes ``bench.outcomes.judge`` and each plausible wrong program fails (no planner involved)."""
 
 from __future__ import annotations
