@@ -67,10 +67,10 @@ class JobExecutor(Executor):
         super().__init__(*args, **kwargs)
 
     def run(self, valid: ValidProgram, inputs: dict[str, Value], on_event: Callable[[NodeEvent], None] | None = None,
-            cancel: threading.Event | None = None) -> RunResult:
+            cancel: threading.Event | None = None, exclude: dict[str, list[str]] | None = None) -> RunResult:
         view = copy.copy(self)
         view.files = self._context.files or self.files
-        return Executor.run(view, valid, inputs, on_event=on_event, cancel=cancel or self._context.cancel)
+        return Executor.run(view, valid, inputs, on_event=on_event, cancel=cancel or self._context.cancel, exclude=exclude)
 
 
 class LockedPlanner:
