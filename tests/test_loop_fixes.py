@@ -17,24 +17,12 @@ from banana.agent.executor import Executor
 from banana.agent.fixes import proposals
 from banana.agent.intent import intent_checks
 from banana.agent.loop import program_key, run_loop
-from banana.agent.planner.base import Planner, PlanRequest
+from banana.agent.planner.base import Planner
 from banana.agent.program import Program, parse_program, validate
 from banana.agent.samples import sample
 from banana.experts.colors import rgb_to_lab
 from banana.tools.checks import CheckResult
-
-
-class Scripted:
-    """Test plumbing: a planner backend that always answers the same plan (re-plans repeat it)."""
-
-    name = "scripted"
-    surface = "json"
-
-    def __init__(self, plan: dict) -> None:
-        self.plan = json.dumps(plan)
-
-    def generate(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> str:
-        return self.plan
+from tests.scripted import Scripted
 
 
 def one(tool: str, mask: str | None = None, nodes: tuple[dict, ...] = (), **args) -> dict:

@@ -7,34 +7,20 @@ chelsea at amount 0.2 both fail.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from banana.agent.executor import Executor, ResultCache
 from banana.agent.loop import Budget, run_loop
-from banana.agent.planner.base import Planner, PlanRequest
+from banana.agent.planner.base import Planner
 from banana.agent.program import validate
 from banana.agent.router import Router, routing
 from banana.agent.samples import sample
 from banana.agent.selfplay import shrink
 from banana.experts.manager import choose, excluding
+from tests.scripted import Scripted
 
 NO_REPLAN = Budget(replans=0)
-
-
-class Scripted:
-    """Test plumbing: a planner backend that always answers the same plan."""
-
-    name = "scripted"
-    surface = "json"
-
-    def __init__(self, plan: dict) -> None:
-        self.plan = json.dumps(plan)
-
-    def generate(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> str:
-        return self.plan
 
 
 def denoise_plan(amount: float) -> dict:

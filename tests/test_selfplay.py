@@ -15,6 +15,7 @@ from banana.agent.router import Router, routing
 from banana.agent.samples import sample
 from banana.agent.selfplay import HELDOUT_PHOTOS, TRAIN_PHOTOS, play_plans, play_request, play_routes, route_task, training_pairs
 from banana.agent.traces import TraceStore
+from tests.scripted import Scripted
 
 GOLD = "adjust contrast=0.7 warmth=0.4"
 
@@ -240,19 +241,6 @@ def test_hard_requests_go_past_the_training_mix_and_plain_draws_are_unchanged(re
 
     assert compounds(hard) > 1.3 * compounds(plain)
     assert all(not e.heldout for e in hard), "hard requests still come from TRAIN templates only"
-
-
-class Scripted:
-    """Test plumbing: a planner backend that answers one fixed plan (the json surface)."""
-
-    name = "scripted"
-    surface = "json"
-
-    def __init__(self, plan: dict) -> None:
-        self.plan = json.dumps(plan)
-
-    def generate(self, request: PlanRequest, previous: str = "", problems: list[str] | None = None) -> str:
-        return self.plan
 
 
 def test_play_on_requests_without_answers_learns_the_fixes_the_critic_accepts(tmp_path, registry):
