@@ -161,7 +161,10 @@ def selfplay_cmd(
     k: Annotated[int, typer.Option(min=1, max=16, help="plans sampled per request (plus the greedy one)")] = 4,
     seed: Annotated[int, typer.Option(help="tasks, requests and sampling")] = 0,
     traces: TracesOpt = None,
-    out_file: Annotated[Path | None, typer.Option("--out", help="training pairs (JSONL, appended; default: beside the traces)")] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="training pairs (JSONL, appended; default: beside the traces, ./selfplay-requests.jsonl with --requests-file)"),
+    ] = None,
     requests_file: Annotated[
         Path | None, typer.Option("--requests-file", help="play these requests (one a line, no answers): the loop's accepted fixes teach")
     ] = None,
