@@ -163,7 +163,7 @@ def selfplay_cmd(
     traces: TracesOpt = None,
     out_file: Annotated[
         Path | None,
-        typer.Option("--out", help="training pairs (JSONL, appended; default: beside the traces, ./selfplay-requests.jsonl with --requests-file)"),
+        typer.Option("--out", help="training pairs (JSONL, appended; default: beside the traces, or ./selfplay-requests.jsonl)"),
     ] = None,
     requests_file: Annotated[
         Path | None, typer.Option("--requests-file", help="play these requests (one a line, no answers): the loop's accepted fixes teach")
